@@ -1,0 +1,13 @@
+/**
+ * The experiment store: runs, their metrics, evaluations, checkpoints, artifacts, tags and notes in one SQLite file.
+ * Open it with openStore(); everything else is types and helpers.
+ */
+export { openStore, type OpenStoreOptions } from './open.ts';
+export { defaultDataFolder, defaultDatabasePath, DATABASE_FILE_NAME } from './paths.ts';
+export { StoreError, type StoreErrorCode } from './errors.ts';
+export { SCHEMA_VERSION } from './schema.ts';
+export { metricGoal, transitionError } from './lifecycle.ts';
+export { decimateMinMax } from './downsample.ts';
+export { currentHost } from './host.ts';
+export type * from './types.ts';
+export { RUN_STATUSES, ARTIFACT_STATUSES, EVALUATION_SCORE_FIELDS } from './types.ts';

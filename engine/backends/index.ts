@@ -1,0 +1,143 @@
+/**
+ * Picks and initializes the TensorFlow.js backend a run trains on, and says which one and on what adapter.
+ *
+ * `auto` prefers, in order: native TensorFlow (tfjs-node-gpu / tfjs-node, when installed and loadable), WebGPU on
+ * a hardware adapter, wasm, cpu. A software WebGPU adapter (lavapipe, SwiftShader) is skipped by `auto` because
+ * it is slower than wasm on the same CPU; ask for `webgpu` explicitly to use it anyway.
+ */
+import os from 'node:os';
+import { tf } from '../tf.ts';
+
+export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export type BackendChoice = BackendName | 'auto';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+/** What a run reports about where it computed. */
+export interface BackendInfo {
+  readonly name: BackendName;
+  /** The TensorFlow.js backend name actually active (e.g. "tensorflow", "webgpu", "wasm", "cpu"). */
+  readonly tfBackend: string;
+  /** Human-readable device: GPU adapter description or CPU model. */
+  readonly adapter: string;
+  /** Whether the adapter is a real GPU (false for CPU backends and software GPU adapters). */
+  readonly hardwareAccelerated: boolean;
+  /** Why other backends were not used when `auto` chose. */
+  readonly notes: readonly string[];
+}
+
+export class BackendError extends Error {
+  override name = 'BackendError';
+}
+
+function cpuDescription(): string {
+  const cpus = os.cpus();
+  return `${cpus[0]?.model?.trim() ?? 'unknown CPU'} (${cpus.length} cores)`;
+}
+
+async function tryTensorflow(): Promise<BackendInfo> {
+  const errors: string[] = [];
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await import(pkg);
+      if (!(await tf.setBackend('tensorflow'))) throw new Error('setBackend("tensorflow") returned false');
+      await tf.ready();
+      const gpu = pkg.endsWith('-gpu');
+      return {
+        name: 'tensorflow', tfBackend: 'tensorflow', adapter: gpu ? `CUDA via ${pkg}` : `${cpuDescription()} via ${pkg}`,
+        hardwareAccelerated: gpu, notes: [],
+      };
+    } catch (error) {
+      errors.push(`${pkg}: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new BackendError(`native TensorFlow is not available (${errors.join('; ')}); install @tensorflow/tfjs-node or use --backend wasm`);
+}
+
+/** Matches adapters that run on the CPU: Mesa's lavapipe/llvmpipe, SwiftShader, Microsoft Basic Render. */
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|basic render|software/i;
+
+let webgpuAdapterPromise: Promise<{ description: string; software: boolean } | undefined> | undefined;
+
+/** Installs Dawn's WebGPU globals (from the `webgpu` package) once and asks for an adapter. */
+async function probeWebgpu(): Promise<{ description: string; software: boolean } | undefined> {
+  webgpuAdapterPromise ??= (async () => {
+    let dawn: { create: (flags: string[]) => unknown; globals: Record<string, unknown> };
+    try {
+      dawn = (await import('webgpu')) as unknown as typeof dawn;
+    } catch {
+      return undefined;
+    }
+    const g = globalThis as Record<string, unknown>;
+    if (!(g.navigator as { gpu?: unknown } | undefined)?.gpu) {
+      Object.assign(globalThis, dawn.globals);
+      const gpu = dawn.create([]);
+      if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+      else g.navigator = { gpu };
+    }
+    type Adapter = { info?: { vendor?: string; architecture?: string; description?: string; device?: string }; isFallbackAdapter?: boolean };
+    const gpu = (g.navigator as { gpu: { requestAdapter: (o?: object) => Promise<Adapter | null> } }).gpu;
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) return undefined;
+    const info = adapter.info ?? {};
+    const description = [info.vendor, info.architecture, info.description || info.device].filter(Boolean).join(' ') || 'unknown adapter';
+    return { description, software: Boolean(adapter.isFallbackAdapter) || SOFTWARE_ADAPTER.test(description) };
+  })();
+  return webgpuAdapterPromise;
+}
+
+async function tryWebgpu(requireHardware: boolean): Promise<BackendInfo> {
+  const adapter = await probeWebgpu();
+  if (!adapter) {
+    throw new BackendError('no WebGPU adapter: the optional `webgpu` package is missing or found no Vulkan/Metal/D3D12 device');
+  }
+  if (requireHardware && adapter.software) {
+    throw new BackendError(`WebGPU adapter "${adapter.description}" is a software renderer, slower than wasm`);
+  }
+  await import('@tensorflow/tfjs-backend-webgpu');
+  if (!(await tf.setBackend('webgpu'))) throw new BackendError('the WebGPU backend failed to initialize');
+  await tf.ready();
+  return { name: 'webgpu', tfBackend: 'webgpu', adapter: adapter.description, hardwareAccelerated: !adapter.software, notes: [] };
+}
+
+async function tryWasm(): Promise<BackendInfo> {
+  await import('@tensorflow/tfjs-backend-wasm');
+  const { registerWasmTrainingKernels } = await import('./wasm-kernels.ts');
+  registerWasmTrainingKernels();
+  if (!(await tf.setBackend('wasm'))) throw new BackendError('the wasm backend failed to initialize');
+  await tf.ready();
+  return { name: 'wasm', tfBackend: 'wasm', adapter: `${cpuDescription()}, one thread`, hardwareAccelerated: false, notes: [] };
+}
+
+async function tryCpu(): Promise<BackendInfo> {
+  if (!(await tf.setBackend('cpu'))) throw new BackendError('the cpu backend failed to initialize');
+  await tf.ready();
+  return { name: 'cpu', tfBackend: 'cpu', adapter: `${cpuDescription()}, pure JavaScript`, hardwareAccelerated: false, notes: [] };
+}
+
+/** Initializes the chosen backend (or the fastest that works for `auto`) and makes it TensorFlow.js's active one. */
+export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+  switch (choice) {
+    case 'tensorflow':
+      return tryTensorflow();
+    case 'webgpu':
+      return tryWebgpu(false);
+    case 'wasm':
+      return tryWasm();
+    case 'cpu':
+      return tryCpu();
+    case 'auto': {
+      const notes: string[] = [];
+      for (const attempt of [tryTensorflow, () => tryWebgpu(true), tryWasm, tryCpu]) {
+        try {
+          const info = await attempt();
+          return { ...info, notes };
+        } catch (error) {
+          notes.push((error as Error).message);
+        }
+      }
+      throw new BackendError(`no backend could be initialized: ${notes.join('; ')}`);
+    }
+    default:
+      throw new BackendError(`unknown backend "${String(choice)}"; choose one of ${BACKEND_CHOICES.join(', ')}`);
+  }
+}

@@ -1,0 +1,226 @@
+/**
+ * Training configurations: the paper's recipes as presets (LRNETS.md sections 4-6), quick variants that finish in
+ * minutes on a CPU, and validation that lists every problem at once.
+ */
+import type { DiscreteKind } from './distributions.ts';
+import { REGULARIZATION } from './distributions.ts';
+import { ARCHITECTURES, type Architecture } from './models.ts';
+import { BACKEND_CHOICES, type BackendChoice } from './backends/index.ts';
+import { DATASET_NAMES, type DatasetName } from './data/index.ts';
+
+
+export interface DatasetConfig {
+  readonly name: DatasetName;
+  /** Folder (MNIST IDX files, CIFAR-10 batches) or CIFAR-10 .tar.gz; not used by the bundled sample. */
+  readonly path?: string;
+  /** Use only the first N training images (before the validation split). */
+  readonly trainLimit?: number;
+  /** Use only the first N test images in evaluations. */
+  readonly testLimit?: number;
+}
+
+export interface PhaseConfig {
+  readonly epochs: number;
+  readonly learningRate: number;
+  /** Staircase decay: the learning rate is multiplied by `decayFactor` every `decayEvery` epochs (0 = never). */
+  readonly decayEvery: number;
+  readonly decayFactor: number;
+  /** lambda_w: L2 coefficient (0.5 * lambda * ||W||^2) on full-precision kernels. */
+  readonly weightDecay: number;
+}
+
+export interface LrPhaseConfig extends PhaseConfig {
+  /** Ternary "probability decay" lambda_p. */
+  readonly probabilityDecay: number;
+  /** Binary "beta" penalty lambda_b. */
+  readonly betaPenalty: number;
+}
+
+export interface EvaluationConfig {
+  /** Sampled discrete nets per evaluation (the authors use 7). */
+  readonly samples: number;
+  /** Evaluate every N epochs of each phase (0 = only at the end). */
+  readonly every: number;
+  /**
+   * Re-estimate batch-norm statistics of each discrete net on this many training images before evaluating it
+   * (Peters & Welling 2018); 0 keeps the moving statistics gathered on the stochastic LR pre-activations.
+   */
+  readonly batchNormImages: number;
+}
+
+export interface TrainingConfig {
+  readonly preset: string;
+  readonly architecture: Architecture;
+  readonly kind: DiscreteKind;
+  readonly dataset: DatasetConfig;
+  readonly seed: number;
+  readonly batchSize: number;
+  /** Images held out from the training set to select among sampled nets. */
+  readonly validationSize: number;
+  /** Full-precision pretraining; 0 epochs starts the LR phase from the paper's weak uniform initialization. */
+  readonly pretrain: PhaseConfig;
+  readonly lr: LrPhaseConfig;
+  readonly evaluation: EvaluationConfig;
+  /** Momentum of the batch-norm moving statistics. */
+  readonly batchNormMomentum: number;
+  readonly backend: BackendChoice;
+  /** Save a checkpoint every N steps, besides every epoch end and on stop (0 = epoch ends only). */
+  readonly checkpointEvery: number;
+}
+
+export type PresetName =
+  | 'mnist-binary' | 'mnist-ternary' | 'cifar10-binary' | 'cifar10-ternary'
+  | 'mnist-binary-quick' | 'mnist-ternary-quick' | 'cifar10-binary-quick' | 'cifar10-ternary-quick';
+
+const pretrainPaper: PhaseConfig = { epochs: 100, learningRate: 1e-3, decayEvery: 50, decayFactor: 0.1, weightDecay: 1e-4 };
+
+function paperLr(dataset: 'mnist' | 'cifar10', epochs: number, decayEvery: number): LrPhaseConfig {
+  const r = REGULARIZATION[dataset];
+  return {
+    epochs, learningRate: 0.01, decayEvery, decayFactor: 0.1, weightDecay: r.weightDecay,
+    probabilityDecay: r.probabilityDecay, betaPenalty: r.betaPenalty,
+  };
+}
+
+function paperPreset(preset: PresetName, architecture: Architecture, kind: DiscreteKind, lr: LrPhaseConfig): TrainingConfig {
+  const mnist = architecture === 'mnist';
+  return {
+    preset, architecture, kind,
+    dataset: { name: mnist ? 'mnist' : 'cifar10' },
+    seed: 1, batchSize: 256, validationSize: 5000,
+    pretrain: pretrainPaper, lr,
+    evaluation: { samples: 7, every: 10, batchNormImages: 4096 },
+    batchNormMomentum: 0.99, backend: 'auto', checkpointEvery: 0,
+  };
+}
+
+function quick(base: TrainingConfig, preset: PresetName, changes: Partial<TrainingConfig>): TrainingConfig {
+  return { ...base, preset, ...changes };
+}
+
+const mnistBinary = paperPreset('mnist-binary', 'mnist', 'binary', paperLr('mnist', 190, 100));
+const mnistTernary = paperPreset('mnist-ternary', 'mnist', 'ternary', paperLr('mnist', 190, 100));
+const cifarBinary = paperPreset('cifar10-binary', 'cifar10-vgg', 'binary', paperLr('cifar10', 450, 200));
+const cifarTernary = paperPreset('cifar10-ternary', 'cifar10-vgg', 'ternary', paperLr('cifar10', 290, 170));
+
+const quickMnist: Partial<TrainingConfig> = {
+  dataset: { name: 'mnist-sample' },
+  batchSize: 64,
+  validationSize: 1000,
+  pretrain: { ...pretrainPaper, epochs: 2, decayEvery: 0 },
+  evaluation: { samples: 3, every: 1, batchNormImages: 1024 },
+  batchNormMomentum: 0.9,
+};
+
+function quickLr(base: LrPhaseConfig, epochs: number): LrPhaseConfig {
+  return { ...base, epochs, decayEvery: 0, learningRate: 0.003 };
+}
+
+const quickCifar: Partial<TrainingConfig> = {
+  batchSize: 32,
+  validationSize: 200,
+  pretrain: { ...pretrainPaper, epochs: 1, decayEvery: 0 },
+  evaluation: { samples: 2, every: 1, batchNormImages: 256 },
+  batchNormMomentum: 0.9,
+};
+
+/** Every preset by name. The paper's recipes first, then their `-quick` variants. */
+export const PRESETS: Readonly<Record<PresetName, TrainingConfig>> = {
+  'mnist-binary': mnistBinary,
+  'mnist-ternary': mnistTernary,
+  'cifar10-binary': cifarBinary,
+  'cifar10-ternary': cifarTernary,
+  'mnist-binary-quick': quick(mnistBinary, 'mnist-binary-quick', { ...quickMnist, lr: quickLr(mnistBinary.lr, 2) }),
+  'mnist-ternary-quick': quick(mnistTernary, 'mnist-ternary-quick', { ...quickMnist, lr: quickLr(mnistTernary.lr, 2) }),
+  'cifar10-binary-quick': quick(cifarBinary, 'cifar10-binary-quick', {
+    ...quickCifar, dataset: { name: 'cifar10', trainLimit: 2000, testLimit: 1000 }, lr: quickLr(cifarBinary.lr, 1),
+  }),
+  'cifar10-ternary-quick': quick(cifarTernary, 'cifar10-ternary-quick', {
+    ...quickCifar, dataset: { name: 'cifar10', trainLimit: 2000, testLimit: 1000 }, lr: quickLr(cifarTernary.lr, 1),
+  }),
+};
+
+export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
+
+export function isPresetName(name: string): name is PresetName {
+  return Object.hasOwn(PRESETS, name);
+}
+
+/** Thrown for an invalid configuration; `problems` lists every field that is wrong and why. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid training configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Checks every field of a configuration (also one parsed from JSON) and throws a ConfigError listing all problems. */
+export function validateConfig(config: TrainingConfig): TrainingConfig {
+  const problems: string[] = [];
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const num = (path: string, value: unknown, check: (n: number) => boolean, expected: string) => {
+    if (typeof value !== 'number' || !Number.isFinite(value) || !check(value)) {
+      problems.push(`${path}: expected ${expected}, got ${JSON.stringify(value)}`);
+    }
+  };
+  const int = (path: string, value: unknown, min: number) =>
+    num(path, value, (n) => Number.isInteger(n) && n >= min, `an integer >= ${min}`);
+  const positive = (path: string, value: unknown) => num(path, value, (n) => n > 0, 'a number > 0');
+  const nonNegative = (path: string, value: unknown) => num(path, value, (n) => n >= 0, 'a number >= 0');
+
+  if (!isObject(config)) throw new ConfigError(['the configuration must be an object']);
+  if (typeof config.preset !== 'string') problems.push('preset: expected a string');
+  if (!ARCHITECTURES.includes(config.architecture)) {
+    problems.push(`architecture: expected one of ${ARCHITECTURES.join(', ')}, got ${JSON.stringify(config.architecture)}`);
+  }
+  if (config.kind !== 'binary' && config.kind !== 'ternary') {
+    problems.push(`kind: expected "binary" or "ternary", got ${JSON.stringify(config.kind)}`);
+  }
+  if (!isObject(config.dataset)) {
+    problems.push('dataset: expected an object with a name');
+  } else {
+    const d = config.dataset;
+    if (!DATASET_NAMES.includes(d.name)) problems.push(`dataset.name: expected one of ${DATASET_NAMES.join(', ')}, got ${JSON.stringify(d.name)}`);
+    if (d.name !== 'mnist-sample' && (typeof d.path !== 'string' || d.path.length === 0)) {
+      problems.push(`dataset.path: the ${d.name} dataset needs a folder (--data DIR)`);
+    }
+    if (d.trainLimit !== undefined) int('dataset.trainLimit', d.trainLimit, 1);
+    if (d.testLimit !== undefined) int('dataset.testLimit', d.testLimit, 1);
+  }
+  if (config.architecture === 'resnet18') {
+    problems.push('architecture: resnet18 trains on image folders, which this version cannot load yet');
+  }
+  int('seed', config.seed, 0);
+  int('batchSize', config.batchSize, 1);
+  int('validationSize', config.validationSize, 1);
+  for (const phase of ['pretrain', 'lr'] as const) {
+    const p = config[phase];
+    if (!isObject(p)) {
+      problems.push(`${phase}: expected an object`);
+      continue;
+    }
+    int(`${phase}.epochs`, p.epochs, phase === 'lr' ? 1 : 0);
+    positive(`${phase}.learningRate`, p.learningRate);
+    int(`${phase}.decayEvery`, p.decayEvery, 0);
+    num(`${phase}.decayFactor`, p.decayFactor, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
+    nonNegative(`${phase}.weightDecay`, p.weightDecay);
+  }
+  if (isObject(config.lr)) {
+    nonNegative('lr.probabilityDecay', config.lr.probabilityDecay);
+    nonNegative('lr.betaPenalty', config.lr.betaPenalty);
+  }
+  if (!isObject(config.evaluation)) {
+    problems.push('evaluation: expected an object');
+  } else {
+    int('evaluation.samples', config.evaluation.samples, 1);
+    int('evaluation.every', config.evaluation.every, 0);
+    int('evaluation.batchNormImages', config.evaluation.batchNormImages, 0);
+  }
+  num('batchNormMomentum', config.batchNormMomentum, (n) => n >= 0 && n < 1, 'a number in [0, 1)');
+  if (!BACKEND_CHOICES.includes(config.backend)) {
+    problems.push(`backend: expected one of ${BACKEND_CHOICES.join(', ')}, got ${JSON.stringify(config.backend)}`);
+  }
+  int('checkpointEvery', config.checkpointEvery, 0);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,427 @@
+/**
+ * The training loop: full-precision pretraining, then the LR phase initialized from it (LRNETS.md sections 4-6),
+ * with periodic discrete evaluation, checkpoints that resume bit for bit, cancellation between steps and typed
+ * progress events.
+ *
+ * Every random draw is derived from (seed, counters) rather than from a running generator: the epoch's shuffle from
+ * (seed, phase, epoch), the LR noise and dropout from the global step, augmentation from (phase, epoch, step).
+ * A resumed run therefore replays exactly the draws an uninterrupted run would have made.
+ */
+import path from 'node:path';
+import { tf, type Tensor } from './tf.ts';
+import { Random, deriveSeed } from './random.ts';
+import type { Dataset, DatasetIdentity } from './data/types.ts';
+import { fillBatch, fillLabels } from './data/batch.ts';
+import type { TrainingConfig, PhaseConfig } from './config.ts';
+import { validateConfig } from './config.ts';
+import { probabilityRegularizer, type DiscreteLogits } from './distributions.ts';
+import {
+  type ModelDefinition,
+  type ModelSummary,
+  type Parameters,
+  type BatchNormStatistics,
+  defineModel,
+  describeLayers,
+  discreteFromFullPrecision,
+  disposeParameters,
+  forward,
+  initParameters,
+  isTrainable,
+  summarizeModel,
+} from './models.ts';
+import { Adam, staircaseLearningRate } from './optimizer.ts';
+import { saveCheckpoint, loadCheckpoint, toTensor } from './checkpoint.ts';
+import { accuracy, evaluateDiscrete, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
+import type { BackendInfo } from './backends/index.ts';
+
+export type Phase = 'pretrain' | 'lr';
+const PHASE_ID: Record<Phase, number> = { pretrain: 1, lr: 2 };
+
+/** Accuracy of the full-precision net during pretraining. */
+export interface FullPrecisionEvaluation {
+  readonly validation: number;
+  readonly test: number;
+}
+
+/** Progress of a run, as a discriminated union of plain readonly objects (they cross worker boundaries). */
+export type TrainingEvent =
+  | {
+      readonly type: 'start';
+      readonly backend: BackendInfo;
+      readonly dataset: DatasetIdentity;
+      readonly model: ModelSummary;
+      readonly totalSteps: number;
+      readonly resumedFromStep: number;
+      readonly trainImages: number;
+      readonly validationImages: number;
+      readonly testImages: number;
+    }
+  | { readonly type: 'phase'; readonly phase: Phase; readonly epochs: number; readonly stepsPerEpoch: number }
+  | {
+      readonly type: 'step';
+      readonly phase: Phase;
+      /** 1-based epoch within the phase. */
+      readonly epoch: number;
+      /** Global step counted over both phases, 1-based. */
+      readonly step: number;
+      readonly totalSteps: number;
+      readonly loss: number;
+      readonly crossEntropy: number;
+      readonly batchAccuracy: number;
+      readonly learningRate: number;
+      readonly imagesPerSecond: number;
+      readonly etaSeconds: number;
+      readonly elapsedSeconds: number;
+    }
+  | { readonly type: 'epoch'; readonly phase: Phase; readonly epoch: number; readonly step: number; readonly meanLoss: number; readonly trainAccuracy: number }
+  | { readonly type: 'evaluation'; readonly phase: 'pretrain'; readonly epoch: number; readonly step: number; readonly fullPrecision: FullPrecisionEvaluation }
+  | { readonly type: 'evaluation'; readonly phase: 'lr'; readonly epoch: number; readonly step: number; readonly discrete: DiscreteEvaluation }
+  | { readonly type: 'evaluating'; readonly netsDone: number; readonly netsTotal: number }
+  | { readonly type: 'checkpoint'; readonly phase: Phase; readonly epoch: number; readonly step: number; readonly path: string; readonly bytes: number };
+
+export interface TrainingResult {
+  readonly status: 'completed' | 'stopped';
+  readonly backend: BackendInfo;
+  readonly dataset: DatasetIdentity;
+  /** The last discrete evaluation (absent when stopped before the LR phase was evaluated). */
+  readonly evaluation?: DiscreteEvaluation;
+  readonly steps: number;
+  readonly durationSeconds: number;
+  /** Mean training throughput of the LR phase (of pretraining if the LR phase did not run). */
+  readonly imagesPerSecond: number;
+  /** The newest checkpoint, if any was written. */
+  readonly checkpoint?: string;
+  /** The trained LR parameters, handed over to the caller (dispose with disposeParameters); only when asked for. */
+  readonly parameters?: Parameters;
+  readonly model: ModelDefinition;
+}
+
+export interface TrainingOptions {
+  readonly onEvent?: (event: TrainingEvent) => void;
+  /** Stops the run between steps; a checkpoint is written first when a checkpoint folder is set. */
+  readonly signal?: AbortSignal;
+  /** Folder for checkpoints (none are written without it). */
+  readonly checkpointDir?: string;
+  /** Continue from this checkpoint file. */
+  readonly resumeFrom?: string;
+  /** Keep the trained parameters alive and return them (for export or inspection). */
+  readonly keepParameters?: boolean;
+}
+
+export class TrainingError extends Error {
+  override name = 'TrainingError';
+}
+
+/** What a checkpoint stores besides tensors. */
+interface CheckpointState {
+  readonly config: TrainingConfig;
+  readonly datasetChecksum: string;
+  readonly phase: Phase;
+  /** Completed epochs within the phase. */
+  readonly epochIndex: number;
+  /** Completed steps within the current epoch. */
+  readonly stepInEpoch: number;
+  readonly globalStep: number;
+  readonly adamStep: number;
+  readonly lastEvaluation?: DiscreteEvaluation;
+}
+
+/** A fixed seed for the validation split, so runs with different seeds are validated on the same images. */
+const VALIDATION_SPLIT_SEED = 20180430;
+
+/** Splits the training set into training and validation indices (the validation images never train). */
+export function splitValidation(trainCount: number, validationSize: number): { train: Int32Array; validation: Int32Array } {
+  if (validationSize >= trainCount) {
+    throw new TrainingError(`validation split of ${validationSize} images leaves nothing to train on (${trainCount} training images); lower validationSize`);
+  }
+  const order = Int32Array.from({ length: trainCount }, (_, i) => i);
+  new Random(VALIDATION_SPLIT_SEED).shuffle(order);
+  const validation = order.slice(0, validationSize).sort();
+  const train = order.slice(validationSize).sort();
+  return { train, validation };
+}
+
+function limitSplit(count: number, limit?: number): Int32Array {
+  return Int32Array.from({ length: Math.min(count, limit ?? count) }, (_, i) => i);
+}
+
+/** Trains one run. The backend must already be initialized (see engine/backends). */
+export async function train(
+  configInput: TrainingConfig,
+  dataset: Dataset,
+  backend: BackendInfo,
+  options: TrainingOptions = {},
+): Promise<TrainingResult> {
+  const config = validateConfig(configInput);
+  const started = performance.now();
+  const emit = (event: TrainingEvent) => options.onEvent?.(event);
+  const { train: trainIndices, validation: validationIndices } = splitValidation(dataset.train.count, config.validationSize);
+  const validation: EvaluationSplit = { set: dataset.train, indices: validationIndices };
+  const test: EvaluationSplit = { set: dataset.test, indices: limitSplit(dataset.test.count, config.dataset.testLimit) };
+  const calibration: EvaluationSplit = { set: dataset.train, indices: trainIndices.slice() };
+  new Random(deriveSeed(config.seed, 31)).shuffle(calibration.indices);
+
+  const [height, width, channels] = [dataset.train.height, dataset.train.width, dataset.train.channels];
+  const model = defineModel(config.architecture, { inputShape: [height, width, channels], numClasses: dataset.numClasses, kind: config.kind });
+  const stepsPerEpoch = Math.max(1, Math.floor(trainIndices.length / config.batchSize));
+  const phaseSteps: Record<Phase, number> = {
+    pretrain: config.pretrain.epochs * stepsPerEpoch,
+    lr: config.lr.epochs * stepsPerEpoch,
+  };
+  const totalSteps = phaseSteps.pretrain + phaseSteps.lr;
+
+  // Resume state, or a fresh start.
+  let phase: Phase = config.pretrain.epochs > 0 ? 'pretrain' : 'lr';
+  let epochIndex = 0;
+  let stepInEpoch = 0;
+  let globalStep = 0;
+  let lastEvaluation: DiscreteEvaluation | undefined;
+  let params: Parameters;
+  const adam = new Adam();
+  if (options.resumeFrom) {
+    const loaded = loadCheckpoint<CheckpointState>(options.resumeFrom);
+    const s = loaded.state;
+    if (s.datasetChecksum !== dataset.identity.checksum) {
+      throw new TrainingError(`checkpoint ${options.resumeFrom} was written for other data (dataset checksum ${s.datasetChecksum.slice(0, 12)}, now ${dataset.identity.checksum.slice(0, 12)})`);
+    }
+    ({ phase, epochIndex, stepInEpoch, globalStep, lastEvaluation } = s);
+    const restored: Parameters = new Map();
+    adam.state.step = s.adamStep;
+    tf.tidy(() => {
+      for (const [name, value] of loaded.values) {
+        const [group, param] = [name.slice(0, name.indexOf(':')), name.slice(name.indexOf(':') + 1)];
+        if (group === 'param') restored.set(param, tf.variable(toTensor(value), true));
+        if (group === 'adam.m') adam.state.firstMoments.set(param, tf.variable(toTensor(value), false));
+        if (group === 'adam.v') adam.state.secondMoments.set(param, tf.variable(toTensor(value), false));
+      }
+    });
+    params = restored;
+  } else {
+    params = initParameters(model, phase === 'pretrain' ? 'full' : config.kind, config.seed);
+  }
+  const resumedFromStep = globalStep;
+
+  emit({
+    type: 'start', backend, dataset: dataset.identity, model: summarizeModel(model, config.kind), totalSteps, resumedFromStep,
+    trainImages: trainIndices.length, validationImages: validationIndices.length, testImages: test.indices.length,
+  });
+
+  let checkpointPath: string | undefined;
+  /** Saves the state after `completedEpochs` epochs and `completedSteps` steps of the next one. */
+  const writeCheckpoint = async (epochNumber: number, completedEpochs: number, completedSteps: number) => {
+    if (!options.checkpointDir) return;
+    const tensors = new Map<string, Tensor>();
+    for (const [name, v] of params) tensors.set(`param:${name}`, v);
+    for (const [name, v] of adam.state.firstMoments) tensors.set(`adam.m:${name}`, v);
+    for (const [name, v] of adam.state.secondMoments) tensors.set(`adam.v:${name}`, v);
+    const state: CheckpointState = {
+      config, datasetChecksum: dataset.identity.checksum, phase, epochIndex: completedEpochs, stepInEpoch: completedSteps, globalStep,
+      adamStep: adam.state.step,
+      ...(lastEvaluation ? { lastEvaluation } : {}),
+    };
+    const file = path.join(options.checkpointDir, `step-${String(globalStep).padStart(8, '0')}.ckpt`);
+    const bytes = await saveCheckpoint(file, state, tensors);
+    checkpointPath = file;
+    emit({ type: 'checkpoint', phase, epoch: epochNumber, step: globalStep, path: file, bytes });
+  };
+
+  const throughput = { images: 0, seconds: 0 };
+  let stopped = false;
+  const pixelsPerImage = height * width * channels;
+
+  const evaluateLr = async (epochNumber: number) => {
+    lastEvaluation = await evaluateDiscrete(model, params, validation, test, {
+      kind: config.kind,
+      normalization: dataset.normalization,
+      samples: config.evaluation.samples,
+      sampleSeed: deriveSeed(config.seed, 41, globalStep),
+      batchNormImages: config.evaluation.batchNormImages,
+      calibration,
+      onProgress: (netsDone, netsTotal) => emit({ type: 'evaluating', netsDone, netsTotal }),
+    });
+    emit({ type: 'evaluation', phase: 'lr', epoch: epochNumber, step: globalStep, discrete: lastEvaluation });
+  };
+
+  try {
+    for (const currentPhase of ['pretrain', 'lr'] as const) {
+      if (currentPhase === 'pretrain' && phase === 'lr') continue;
+      if (currentPhase === 'lr' && phase === 'pretrain') {
+        // Hand over from the pretrained full-precision net (LRNETS.md section 4).
+        const lrParams = discreteFromFullPrecision(model, params, config.kind);
+        disposeParameters(params);
+        params = lrParams;
+        adam.dispose();
+        adam.state.step = 0;
+        phase = 'lr';
+        epochIndex = 0;
+        stepInEpoch = 0;
+      }
+      const phaseConfig: PhaseConfig = phase === 'pretrain' ? config.pretrain : config.lr;
+      emit({ type: 'phase', phase, epochs: phaseConfig.epochs, stepsPerEpoch });
+
+      for (; epochIndex < phaseConfig.epochs; epochIndex++) {
+        const epochNumber = epochIndex + 1;
+        const order = trainIndices.slice();
+        new Random(deriveSeed(config.seed, PHASE_ID[phase], epochIndex)).shuffle(order);
+        const learningRate = staircaseLearningRate(phaseConfig.learningRate, phaseConfig.decayFactor, phaseConfig.decayEvery, epochIndex);
+        let lossSum = 0;
+        let correctSum = 0;
+        let seen = 0;
+        for (; stepInEpoch < stepsPerEpoch; stepInEpoch++) {
+          if (options.signal?.aborted) {
+            stopped = true;
+            await writeCheckpoint(epochNumber, epochIndex, stepInEpoch);
+            break;
+          }
+          const stepStart = performance.now();
+          const batch = order.subarray(stepInEpoch * config.batchSize, (stepInEpoch + 1) * config.batchSize);
+          const input = new Float32Array(batch.length * pixelsPerImage);
+          const augmentRng = new Random(deriveSeed(config.seed, 51, PHASE_ID[phase], epochIndex, stepInEpoch));
+          fillBatch(dataset.train, batch, dataset.normalization, dataset.augmentation !== 'none', augmentRng, input);
+          const labels = new Int32Array(batch.length);
+          fillLabels(dataset.train, batch, labels);
+          const result = trainStep(model, params, adam, config, phase, input, labels, [batch.length, height, width, channels], dataset.numClasses, globalStep, learningRate);
+          const [loss, crossEntropy, correct] = await result;
+          globalStep++;
+          if (!Number.isFinite(loss)) {
+            throw new TrainingError(
+              `the loss became ${loss} at step ${globalStep} (${phase} phase, epoch ${epochNumber}, learning rate ${learningRate}): ` +
+              'lower the learning rate or check the input data',
+            );
+          }
+          const seconds = (performance.now() - stepStart) / 1000;
+          throughput.images += batch.length;
+          throughput.seconds += seconds;
+          lossSum += loss * batch.length;
+          correctSum += correct;
+          seen += batch.length;
+          const imagesPerSecond = throughput.images / throughput.seconds;
+          emit({
+            type: 'step', phase, epoch: epochNumber, step: globalStep, totalSteps, loss, crossEntropy,
+            batchAccuracy: correct / batch.length, learningRate, imagesPerSecond,
+            etaSeconds: ((totalSteps - globalStep) * config.batchSize) / imagesPerSecond,
+            elapsedSeconds: (performance.now() - started) / 1000,
+          });
+          if (config.checkpointEvery > 0 && globalStep % config.checkpointEvery === 0 && stepInEpoch + 1 < stepsPerEpoch) {
+            await writeCheckpoint(epochNumber, epochIndex, stepInEpoch + 1);
+          }
+        }
+        if (stopped) break;
+        stepInEpoch = 0;
+        if (seen > 0) emit({ type: 'epoch', phase, epoch: epochNumber, step: globalStep, meanLoss: lossSum / seen, trainAccuracy: correctSum / seen });
+        const last = epochNumber === phaseConfig.epochs;
+        const periodic = config.evaluation.every > 0 && epochNumber % config.evaluation.every === 0;
+        if (last || periodic) {
+          if (phase === 'pretrain') {
+            const fp = { mode: 'full', training: false, batchStatistics: false } as const;
+            const fullPrecision = {
+              validation: await accuracy(model, params, validation, dataset.normalization, fp),
+              test: await accuracy(model, params, test, dataset.normalization, fp),
+            };
+            emit({ type: 'evaluation', phase: 'pretrain', epoch: epochNumber, step: globalStep, fullPrecision });
+          } else {
+            await evaluateLr(epochNumber);
+          }
+        }
+        await writeCheckpoint(epochNumber, epochIndex + 1, 0);
+      }
+      if (stopped) break;
+    }
+    const result: TrainingResult = {
+      status: stopped ? 'stopped' : 'completed',
+      backend,
+      dataset: dataset.identity,
+      ...(lastEvaluation ? { evaluation: lastEvaluation } : {}),
+      steps: globalStep,
+      durationSeconds: (performance.now() - started) / 1000,
+      imagesPerSecond: throughput.seconds > 0 ? throughput.images / throughput.seconds : 0,
+      ...(checkpointPath ? { checkpoint: checkpointPath } : {}),
+      ...(options.keepParameters ? { parameters: params } : {}),
+      model,
+    };
+    return result;
+  } finally {
+    adam.dispose();
+    if (!options.keepParameters) disposeParameters(params);
+  }
+}
+
+/**
+ * One optimizer step. Returns [total loss, cross-entropy, correct predictions in the batch].
+ * Batch-norm moving statistics are updated from the batch statistics seen in the forward pass.
+ */
+async function trainStep(
+  model: ModelDefinition,
+  params: Parameters,
+  adam: Adam,
+  config: TrainingConfig,
+  phase: Phase,
+  input: Float32Array,
+  labels: Int32Array,
+  shape: [number, number, number, number],
+  numClasses: number,
+  globalStep: number,
+  learningRate: number,
+): Promise<[number, number, number]> {
+  const batchStats = new Map<string, BatchNormStatistics>();
+  const trainable = [...params.entries()].filter(([name]) => isTrainable(name)).map(([, v]) => v);
+  const layers = describeLayers(model);
+  const phaseConfig = phase === 'pretrain' ? config.pretrain : config.lr;
+  let crossEntropy: Tensor | undefined;
+  let correct: Tensor | undefined;
+
+  const x = tf.tensor4d(input, shape);
+  const y = tf.tensor1d(labels, 'int32');
+  const { value, grads } = tf.variableGrads(() => {
+    const logits = forward(model, params, x, {
+      mode: phase === 'pretrain' ? 'full' : 'lr',
+      training: true,
+      batchStatistics: true,
+      kind: config.kind,
+      noiseSeed: deriveSeed(config.seed, 61, globalStep),
+      dropoutSeed: deriveSeed(config.seed, 71, globalStep),
+      onBatchStatistics: (layer, stats) => batchStats.set(layer, { mean: tf.keep(stats.mean), variance: tf.keep(stats.variance) }),
+    });
+    const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, numClasses), logits);
+    crossEntropy = tf.keep(ce.clone());
+    correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32')));
+    let loss = ce as tf.Scalar;
+    // Weight decay on full-precision kernels: all of them while pretraining, the classifier in the LR phase.
+    const decayed = layers.filter((l) => l.op !== 'batchnorm' && (phase === 'pretrain' || !l.discrete));
+    if (phaseConfig.weightDecay > 0 && decayed.length > 0) {
+      const squares = tf.addN(decayed.map((l) => tf.sum(tf.square(params.get(`${l.name}/kernel`)!))));
+      loss = tf.add(loss, tf.mul(0.5 * phaseConfig.weightDecay, squares));
+    }
+    if (phase === 'lr') {
+      const lambda = config.kind === 'ternary' ? config.lr.probabilityDecay : config.lr.betaPenalty;
+      if (lambda > 0) {
+        for (const l of layers.filter((layer) => layer.discrete)) {
+          const c = params.get(`${l.name}/c`);
+          const logits: DiscreteLogits = { a: params.get(`${l.name}/a`)!, ...(c ? { c } : {}) };
+          loss = tf.add(loss, probabilityRegularizer(config.kind, logits, lambda));
+        }
+      }
+    }
+    return loss;
+  }, trainable);
+
+  try {
+    const named: Record<string, Tensor> = {};
+    for (const [name, v] of params) if (grads[v.name]) named[name] = grads[v.name]!;
+    adam.apply(params, named, learningRate);
+    const momentum = config.batchNormMomentum;
+    tf.tidy(() => {
+      for (const [layer, stats] of batchStats) {
+        const mean = params.get(`${layer}/movingMean`)!;
+        const variance = params.get(`${layer}/movingVariance`)!;
+        mean.assign(tf.add(tf.mul(momentum, mean), tf.mul(1 - momentum, stats.mean)));
+        variance.assign(tf.add(tf.mul(momentum, variance), tf.mul(1 - momentum, stats.variance)));
+      }
+    });
+    const [lossValue, ceValue, correctValue] = await Promise.all([value.data(), crossEntropy!.data(), correct!.data()]);
+    return [lossValue[0]!, ceValue[0]!, correctValue[0]!];
+  } finally {
+    tf.dispose([x, y, value, ...Object.values(grads), crossEntropy ?? [], correct ?? []].flat());
+    for (const s of batchStats.values()) tf.dispose([s.mean, s.variance]);
+  }
+}
