@@ -15,6 +15,7 @@ export interface PointBatch {
   readonly wallTimes: number[];
 }
 
+/** A batch with no points, to fill column by column. */
 export function emptyBatch(): PointBatch {
   return { keys: [], steps: [], values: [], epochs: [], phases: [], wallTimes: [] };
 }
@@ -77,8 +78,9 @@ export class BufferedMetricWriter implements MetricWriter {
     b.wallTimes.push(extra?.wallTime ?? this.now());
     if (b.keys.length >= this.flushEvery) this.flush();
     else if (this.timer === undefined) {
+      // Not unref'd: a process that forgets close() then exits at most flushIntervalMs later, after the flush,
+      // instead of exiting at once with the points still buffered.
       this.timer = setTimeout(() => this.timedFlush(), this.flushIntervalMs);
-      this.timer.unref?.();
     }
   }
 

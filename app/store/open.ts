@@ -7,7 +7,15 @@ import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { StoreError } from './errors.ts';
-import { assertLrnetDatabase, migrate, newerSchemaError, schemaVersion, SCHEMA_VERSION } from './schema.ts';
+import {
+  APPLICATION_ID,
+  assertLrnetDatabase,
+  foreignApplicationError,
+  migrate,
+  newerSchemaError,
+  schemaVersion,
+  SCHEMA_VERSION,
+} from './schema.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { ReadonlyStore, Store } from './types.ts';
 
@@ -27,6 +35,15 @@ function notSqlite(file: string, detail: string, cause?: unknown): StoreError {
   return new StoreError('not-lrnet-database', `${file} is not an lrnet database (${detail}): use another --db`, { cause });
 }
 
+/** Size of a file, 0 when it does not exist. */
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Checks an existing file without changing it. Returns its schema version, or undefined when there is no file
  * (or an empty one, which SQLite treats as a new database).
@@ -42,14 +59,27 @@ function vet(file: string): number | undefined {
     throw error;
   }
   if (size === 0) return undefined;
-  const header = Buffer.alloc(SQLITE_HEADER.length);
+  const header = Buffer.alloc(100);
   const fd = openSync(file, 'r');
+  let read: number;
   try {
-    readSync(fd, header, 0, header.length, 0);
+    read = readSync(fd, header, 0, header.length, 0);
   } finally {
     closeSync(fd);
   }
-  if (!header.equals(SQLITE_HEADER)) throw notSqlite(file, 'not a SQLite file');
+  if (!header.subarray(0, SQLITE_HEADER.length).equals(SQLITE_HEADER)) throw notSqlite(file, 'not a SQLite file');
+  if (read < header.length) throw notSqlite(file, 'damaged: shorter than a SQLite header');
+  // Opening a WAL-mode database, even read-only, creates its -wal and -shm files. When there is no WAL content the
+  // header is authoritative (no WAL frame can hold a newer page 1), so the version is read from it directly:
+  // user_version at byte 60, application_id at byte 68, big-endian; byte 18 is 2 in WAL mode.
+  if (header[18] === 2 && fileSize(`${file}-wal`) === 0) {
+    const version = header.readInt32BE(60);
+    if (version > 0) {
+      const applicationId = header.readInt32BE(68);
+      if (applicationId !== APPLICATION_ID) throw foreignApplicationError(file, applicationId);
+      return version;
+    }
+  }
   let probe: Database.Database | undefined;
   try {
     probe = new Database(file, { readonly: true, fileMustExist: true });

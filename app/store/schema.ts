@@ -205,6 +205,15 @@ export function newerSchemaError(file: string, found: number): StoreError {
   );
 }
 
+/** The refusal for a SQLite file whose header names another application. */
+export function foreignApplicationError(file: string, applicationId: number): StoreError {
+  return new StoreError(
+    'not-lrnet-database',
+    `${file} is a SQLite database of another application (application_id ${applicationId}), not an lrnet database: ` +
+      'use another --db',
+  );
+}
+
 /**
  * Refuses SQLite files that belong to another application: a versioned file must carry lrnet's application_id,
  * and an unversioned one must be empty (lrnet never adds its tables next to someone else's).
@@ -213,13 +222,7 @@ export function assertLrnetDatabase(db: Database.Database, file: string): void {
   const version = schemaVersion(db);
   if (version > 0) {
     const appId = db.pragma('application_id', { simple: true }) as number;
-    if (appId !== APPLICATION_ID) {
-      throw new StoreError(
-        'not-lrnet-database',
-        `${file} is a SQLite database of another application (application_id ${appId}), not an lrnet database: ` +
-          'use another --db',
-      );
-    }
+    if (appId !== APPLICATION_ID) throw foreignApplicationError(file, appId);
   } else {
     const objects = db.prepare(`SELECT count(*) FROM sqlite_schema`).pluck().get() as number;
     if (objects > 0) {

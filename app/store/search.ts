@@ -23,14 +23,13 @@ export function ftsQuery(text: string): string | undefined {
   const terms: string[] = [];
   const re = /(?:(\w+):)?(?:"([^"]*)"?|(\S+))/g;
   for (const m of text.matchAll(re)) {
-    let field = m[1] !== undefined ? FIELDS[m[1].toLowerCase()] : undefined;
+    const field = m[1] !== undefined ? FIELDS[m[1].toLowerCase()] : undefined;
     let word = m[2] ?? m[3] ?? '';
     if (m[1] !== undefined && field === undefined) word = `${m[1]}:${word}`; // not a field: keep it as text
     // A term with no letters or digits would be an empty phrase, which FTS5 rejects.
     if (!/[\p{L}\p{N}]/u.test(word)) continue;
     const phrase = `"${word.replace(/"/g, '""')}"*`;
     terms.push(field ? `${field} : ${phrase}` : phrase);
-    field = undefined;
   }
   return terms.length > 0 ? terms.join(' AND ') : undefined;
 }
