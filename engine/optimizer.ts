@@ -7,7 +7,7 @@ import { tf, type Tensor } from './tf.ts';
 export interface AdamState {
   /** Number of updates applied so far. */
   step: number;
-  /** First and second moment estimates by parameter name. */
+  /** First and second moment estimates by parameter name (replaced wholesale when a checkpoint is restored). */
   firstMoments: Map<string, tf.Variable>;
   secondMoments: Map<string, tf.Variable>;
 }

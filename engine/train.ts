@@ -30,7 +30,7 @@ import {
   summarizeModel,
 } from './models.ts';
 import { Adam, staircaseLearningRate } from './optimizer.ts';
-import { saveCheckpoint, loadCheckpoint, toTensor } from './checkpoint.ts';
+import { saveCheckpoint, loadCheckpoint, toTensor, type LoadedCheckpoint } from './checkpoint.ts';
 import { accuracy, evaluateDiscrete, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
 import type { BackendInfo } from './backends/index.ts';
 
@@ -113,7 +113,7 @@ export class TrainingError extends Error {
 }
 
 /** What a checkpoint stores besides tensors. */
-interface CheckpointState {
+export interface CheckpointState {
   readonly config: TrainingConfig;
   readonly datasetChecksum: string;
   readonly phase: Phase;
@@ -141,6 +141,16 @@ export function splitValidation(trainCount: number, validationSize: number): { t
   return { train, validation };
 }
 
+/**
+ * Training images (never validation) in a seeded order: the first N re-estimate batch-norm statistics of discrete
+ * nets in evaluations, and the exporter takes the same N to rebuild the very net that was evaluated.
+ */
+export function calibrationSplit(config: TrainingConfig, dataset: Dataset): EvaluationSplit {
+  const { train: trainIndices } = splitValidation(dataset.train.count, config.validationSize);
+  new Random(deriveSeed(config.seed, 31)).shuffle(trainIndices);
+  return { set: dataset.train, indices: trainIndices };
+}
+
 function limitSplit(count: number, limit?: number): Int32Array {
   return Int32Array.from({ length: Math.min(count, limit ?? count) }, (_, i) => i);
 }
@@ -158,8 +168,7 @@ export async function train(
   const { train: trainIndices, validation: validationIndices } = splitValidation(dataset.train.count, config.validationSize);
   const validation: EvaluationSplit = { set: dataset.train, indices: validationIndices };
   const test: EvaluationSplit = { set: dataset.test, indices: limitSplit(dataset.test.count, config.dataset.testLimit) };
-  const calibration: EvaluationSplit = { set: dataset.train, indices: trainIndices.slice() };
-  new Random(deriveSeed(config.seed, 31)).shuffle(calibration.indices);
+  const calibration = calibrationSplit(config, dataset);
 
   const [height, width, channels] = [dataset.train.height, dataset.train.width, dataset.train.channels];
   const model = defineModel(config.architecture, { inputShape: [height, width, channels], numClasses: dataset.numClasses, kind: config.kind });
@@ -179,23 +188,13 @@ export async function train(
   let params: Parameters;
   const adam = new Adam();
   if (options.resumeFrom) {
-    const loaded = loadCheckpoint<CheckpointState>(options.resumeFrom);
+    const loaded = openCheckpoint(options.resumeFrom, dataset);
     const s = loaded.state;
-    if (s.datasetChecksum !== dataset.identity.checksum) {
-      throw new TrainingError(`checkpoint ${options.resumeFrom} was written for other data (dataset checksum ${s.datasetChecksum.slice(0, 12)}, now ${dataset.identity.checksum.slice(0, 12)})`);
-    }
     ({ phase, epochIndex, stepInEpoch, globalStep, lastEvaluation } = s);
-    const restored: Parameters = new Map();
+    params = restoreVariables(loaded, 'param', true);
     adam.state.step = s.adamStep;
-    tf.tidy(() => {
-      for (const [name, value] of loaded.values) {
-        const [group, param] = [name.slice(0, name.indexOf(':')), name.slice(name.indexOf(':') + 1)];
-        if (group === 'param') restored.set(param, tf.variable(toTensor(value), true));
-        if (group === 'adam.m') adam.state.firstMoments.set(param, tf.variable(toTensor(value), false));
-        if (group === 'adam.v') adam.state.secondMoments.set(param, tf.variable(toTensor(value), false));
-      }
-    });
-    params = restored;
+    adam.state.firstMoments = restoreVariables(loaded, 'adam.m', false);
+    adam.state.secondMoments = restoreVariables(loaded, 'adam.v', false);
   } else {
     params = initParameters(model, phase === 'pretrain' ? 'full' : config.kind, config.seed);
   }
@@ -424,4 +423,56 @@ async function trainStep(
     tf.dispose([x, y, value, ...Object.values(grads), crossEntropy ?? [], correct ?? []].flat());
     for (const s of batchStats.values()) tf.dispose([s.mean, s.variance]);
   }
+}
+
+/** A run's state read back from one of its checkpoints. */
+export interface TrainedRun {
+  readonly config: TrainingConfig;
+  readonly model: ModelDefinition;
+  readonly phase: Phase;
+  readonly globalStep: number;
+  /** Whether the LR phase ran to its last epoch. */
+  readonly lrFinished: boolean;
+  readonly evaluation?: DiscreteEvaluation;
+  /** Owned by the caller (disposeParameters). */
+  readonly parameters: Parameters;
+}
+
+/** Loads a checkpoint's parameters and state; the dataset gives the input shape and must be the run's own. */
+export function loadTrainedRun(file: string, dataset: Dataset): TrainedRun {
+  const loaded = openCheckpoint(file, dataset);
+  const s = loaded.state;
+  const { train } = dataset;
+  const model = defineModel(s.config.architecture, {
+    inputShape: [train.height, train.width, train.channels], numClasses: dataset.numClasses, kind: s.config.kind,
+  });
+  const parameters = restoreVariables(loaded, 'param', true);
+  return {
+    config: s.config, model, phase: s.phase, globalStep: s.globalStep,
+    lrFinished: s.phase === 'lr' && s.epochIndex >= s.config.lr.epochs,
+    ...(s.lastEvaluation ? { evaluation: s.lastEvaluation } : {}),
+    parameters,
+  };
+}
+
+/** Reads a checkpoint and checks it belongs to this dataset. */
+function openCheckpoint(file: string, dataset: Dataset): LoadedCheckpoint<CheckpointState> {
+  const loaded = loadCheckpoint<CheckpointState>(file);
+  const checksum = loaded.state.datasetChecksum;
+  if (checksum !== dataset.identity.checksum) {
+    throw new TrainingError(`checkpoint ${file} was written for other data (dataset checksum ${checksum.slice(0, 12)}, now ${dataset.identity.checksum.slice(0, 12)})`);
+  }
+  return loaded;
+}
+
+/** Variables from the checkpoint tensors stored as "<group>:<name>", keyed by name. */
+function restoreVariables(loaded: LoadedCheckpoint<CheckpointState>, group: string, trainable: boolean): Map<string, tf.Variable> {
+  const prefix = `${group}:`;
+  const variables = new Map<string, tf.Variable>();
+  tf.tidy(() => {
+    for (const [name, value] of loaded.values) {
+      if (name.startsWith(prefix)) variables.set(name.slice(prefix.length), tf.variable(toTensor(value), trainable));
+    }
+  });
+  return variables;
 }
