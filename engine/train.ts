@@ -349,7 +349,7 @@ export async function train(
  * One optimizer step. Returns [total loss, cross-entropy, correct predictions in the batch].
  * Batch-norm moving statistics are updated from the batch statistics seen in the forward pass.
  */
-async function trainStep(
+export async function trainStep(
   model: ModelDefinition,
   params: Parameters,
   adam: Adam,
