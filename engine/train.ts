@@ -126,6 +126,8 @@ export interface CheckpointState {
   readonly lastEvaluation?: DiscreteEvaluation;
 }
 
+const BINARY_IMAGENET_LOGIT_CLIP = 4.6;
+
 /** A fixed seed for the validation split, so runs with different seeds are validated on the same images. */
 const VALIDATION_SPLIT_SEED = 20180430;
 
@@ -408,6 +410,13 @@ export async function trainStep(
     const named: Record<string, Tensor> = {};
     for (const [name, v] of params) if (grads[v.name]) named[name] = grads[v.name]!;
     adam.apply(params, named, learningRate);
+    if (phase === 'lr' && config.kind === 'binary' && config.architecture === 'resnet18') {
+      // The authors' binary ImageNet recipe keeps the logits in [-4.6, 4.6] (p(+1) within about [0.01, 0.99]).
+      for (const l of layers.filter((layer) => layer.discrete)) {
+        const a = params.get(`${l.name}/a`)!;
+        tf.tidy(() => a.assign(tf.clipByValue(a, -BINARY_IMAGENET_LOGIT_CLIP, BINARY_IMAGENET_LOGIT_CLIP)));
+      }
+    }
     const momentum = config.batchNormMomentum;
     tf.tidy(() => {
       for (const [layer, stats] of batchStats) {
