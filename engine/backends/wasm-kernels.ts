@@ -2,34 +2,83 @@
  * Training kernels for the TensorFlow.js wasm backend (tfjs 4.22).
  *
  * As shipped, the wasm backend cannot train a conv net (`Conv2DBackpropFilter` is not registered for 'wasm'), and
- * several kernels that training runs are far slower than they need to be. `registerWasmTrainingKernels()` supplies:
+ * several other kernels that training runs are 2-40x slower than they need to be. `registerWasmTrainingKernels()`
+ * registers, for backendName 'wasm' (all float32, NHWC; NCHW is converted):
  *
- * - Conv2DBackpropFilter (missing): computed as ONE wasm (XNNPACK) Conv2D over transposed tensors:
- *     dW[kh,kw,ci,co] = sum_{b,oh,ow} x[b, oh*sh+kh-pt, ow*sw+kw-pl, ci] * dy[b,oh,ow,co]
- *   is a stride-1 convolution of x' = x laid out as [ci, Hp, Wp, B] (zero padding built in) with the "filter"
- *   dy' = dy laid out as [OH, OW, B, co], dilated by the forward stride; the result [ci, KH, KW, co] is laid out
- *   back to [KH, KW, ci, co]. The layout changes are done in JavaScript on the wasm heap (the backend's own
- *   Transpose kernel is ~6x slower than a blocked JS loop for these shapes).
- * - Conv2DBackpropInput (replaced, was ~10x slower than the forward Conv2D): computed with wasm Conv2D calls of dy
- *   with the flipped, transposed filter. Stride s > 1 is split into s*s phases (sub-pixel decomposition): output
- *   rows/cols congruent to r mod s are a stride-1 convolution of dy with the taps kh = (r+pt) mod s + s*m, so no
- *   work is wasted on zeros; the phases are interleaved into dx in JS.
- * - BatchMatMul and _FusedMatMul (replaced): the wasm backend sends every call with transposeA/transposeB or with
- *   a batch dimension to a naive C++ loop (`slow_batch_matmul`), 12-25x slower than its XNNPACK path. The dense
- *   layers' backward pass uses exactly those (dW = x^T dy, dx = dy W^T). Operands are transposed explicitly (JS)
- *   and sent to the XNNPACK path; batched products run one XNNPACK call per batch entry (or a single call when
- *   the right operand is shared).
+ * - Conv2DBackpropFilter (missing): chunked GEMMs on the backend's own XNNPACK matmul path.
+ *     dW[(kh,kw,ci), co] = sum_{oh,ow,b} x[b, oh*sh+kh-pt, ow*sw+kw-pl, ci] * dy[b,oh,ow,co]
+ *   x is laid out once (JS) as x' [ci, Hp, Wp, B] with the padding built in; for each chunk of output pixels the
+ *   transposed im2col rows are runs copied from x' and dy's rows are the GEMM "weights" (~2 MiB, so they stay in
+ *   cache); partial results are summed. Tried first and dropped: ONE Conv2D of x' with dy as a dilated "filter"
+ *   (1.6-2.9x the forward time: memory-bound, and the backend transposes such a huge filter with a slow generic
+ *   loop), and im2col with the im2col chunk as weights (~1.5x).
+ * - Conv2DBackpropInput (replaced; was 7-13x the forward Conv2D): wasm Conv2D of dy with the flipped, transposed
+ *   filter. Stride s > 1 is split into s*s phases (sub-pixel decomposition): dx rows/cols congruent to r mod s are
+ *   a stride-1 convolution of dy with the taps (r+pt) mod s + s*m, so no work is spent on inserted zeros.
+ * - BatchMatMul and _FusedMatMul (replaced for transposed or batched operands): the wasm backend sends those to a
+ *   naive C++ loop (`slow_batch_matmul`), 12-25x slower than its XNNPACK path, and the dense layers' backward pass
+ *   is exactly that (dW = x^T dy, dx = dy W^T). Operands are transposed in JS and sent to the XNNPACK path. (That
+ *   naive loop also adds a _FusedMatMul bias wrongly: rows i > 0 get bias[N-1]; the replacement fixes this.)
+ * - Tile (the batch-norm gradient tiles a [1,1,1,C] tensor to the activation's shape: ~45 ns/element in wasm),
+ *   Sum/Mean over leading axes (batch-norm statistics and bias/scale gradients; the wasm kernels transpose first),
+ *   MaxPoolGrad (~20x MaxPool) and AvgPoolGrad (global pooling: ~1 s at [64,32,32,128]): JavaScript on the heap.
  *
- * Everything else that training uses was measured and left alone (see the table): MaxPool/MaxPoolGrad,
- * FusedBatchNorm and the element-wise ops that the batch-norm gradient is made of, AvgPoolGrad.
+ * Left alone after measuring: Conv2D, MaxPool, FusedBatchNorm and the element-wise ops (1-5 ns/element).
+ * Not a kernel, so not fixable here: tf.randomNormal runs in JS at ~25 ns/element (210 ms for [64,32,32,128], as
+ * much as that layer's conv) and tf.randomUniform (dropout) at ~9 ns/element.
  *
- * Timings, measured 2026-11-26 on the 2-core build machine (wasm backend, SIMD on, one thread; the machine was
- * shared with other jobs, so single numbers vary by about +-25%). Milliseconds per call; conv shapes are
- * [B,H,W,ci] -> co, 'same' padding.
+ * Timings, measured 2026-11-26 on the 2-core build machine (AMD EPYC, wasm SIMD, one thread), ms per call. The
+ * machine was shared with other jobs (load average 2.8-6.3 on 2 cores), so single numbers vary by +-30%.
+ * Conv shapes [B,H,H,ci] -> co, 'same' padding; "before" is the shipped wasm kernel (Conv2DBackpropFilter had
+ * none: "not registered"; the cpu backend's takes ~90x a wasm Conv2D).
  *
- * | shape                                 | B   | Conv2D fwd | BackpropFilter (new) | BackpropInput before -> after |
- * |---------------------------------------|-----|------------|----------------------|-------------------------------|
- * TIMINGS_TABLE
+ * | conv                         |   B | Conv2D | dW new | dx before -> after |
+ * |------------------------------|-----|--------|--------|-------------------|
+ * | MNIST conv1 28px 1->32 5x5   |  64 |    6.5 |     15 |     19 ->    16 |
+ * | MNIST conv2 14px 32->64 5x5  |  64 |     30 |     39 |    271 ->    30 |
+ * | VGG 32px 3->128 3x3          |  64 |     33 |     35 |    137 ->    28 |
+ * | VGG 32px 128->128            |  64 |    473 |    511 |   4496 ->   444 |
+ * | VGG 16px 128->256            |  64 |    222 |    245 |   2107 ->   206 |
+ * | VGG 16px 256->256            |  64 |    439 |    482 |   5336 ->   434 |
+ * | VGG 8px 256->512             |  64 |    386 |    334 |   2017 ->   309 |
+ * | VGG 8px 512->512             |  64 |    422 |    479 |   5084 ->   456 |
+ * | ResNet stem 32px 3->64 7x7/2 |  64 |     18 |     12 |     68 ->    25 |
+ * | ResNet 16px 64->64 3x3       |  64 |     27 |     34 |    271 ->    28 |
+ * | ResNet 16px 64->128 3x3/2    |  64 |     16 |     20 |    137 ->    15 |
+ * | ResNet 16px 64->128 1x1/2    |  64 |    1.6 |    7.4 |     29 ->   1.9 |
+ * | ResNet 4px 256->512 3x3/2    |  64 |     15 |     20 |    102 ->    26 |
+ * | MNIST conv1 28px 1->32 5x5   | 256 |     35 |     82 |    161 ->   132 |
+ * | MNIST conv2 14px 32->64 5x5  | 256 |    289 |    308 |      - ->   209 |
+ * | VGG 32px 3->128 3x3          | 256 |    243 |    252 |   1055 ->   112 |
+ * | VGG 32px 128->128            | 256 |   2548 |   1944 |      - ->  2317 |
+ * | VGG 16px 128->256            | 256 |   1813 |   1870 |      - ->  1200 |
+ * | VGG 16px 256->256            | 256 |   2468 |   2446 |      - ->  2051 |
+ * | VGG 8px 256->512             | 256 |   1017 |    938 |      - ->  1009 |
+ * | VGG 8px 512->512             | 256 |   1771 |   2512 |      - ->  1722 |
+ * | ResNet stem 32px 3->64 7x7/2 | 256 |     34 |     52 |    272 ->    82 |
+ * | ResNet 16px 64->64 3x3       | 256 |    111 |    160 |      - ->   114 |
+ * | ResNet 16px 64->128 3x3/2    | 256 |     60 |     79 |    560 ->    78 |
+ * | ResNet 16px 64->128 1x1/2    | 256 |     11 |     22 |     82 ->    23 |
+ * | ResNet 4px 256->512 3x3/2    | 256 |     61 |     72 |    465 ->    72 |
+ * ("-": the old kernel not timed, ~10x the forward time as at B=64. dx of a network's first conv is never needed.)
+ *
+ * | other kernels (before -> after)                | B=64          | B=256          |
+ * |------------------------------------------------|---------------|----------------|
+ * | Tile [1,1,1,C] -> [B,28,28,32]                 |    82 -> 2.6  |   476 -> 14    |
+ * | Tile [1,1,1,C] -> [B,32,32,128]                |   548 -> 21   |  2206 -> 148   |
+ * | Sum  [B,32,32,128] axes 0,1,2                  |    57 -> 20   |   310 -> 79    |
+ * | Mean [B,32,32,128] axes 0,1,2                  |    66 -> 32   |   401 -> 109   |
+ * | MaxPoolGrad [B,28,28,32] 2x2/2 (MaxPool 1-6)   |    28 -> 12   |   219 -> 92    |
+ * | MaxPoolGrad [B,32,32,128] 2x2/2 (MaxPool 7-93) |   148 -> 61   |  1413 -> 870   |
+ * | MaxPoolGrad [B,32,32,128] 3x3/2                |   201 -> 99   |  2083 -> 1079  |
+ * | AvgPoolGrad [B,32,32,128] global               |   880 -> 38   |  4204 -> 187   |
+ * | AvgPoolGrad [B,8,8,512] global                 |    65 -> 15   |   328 -> 57    |
+ * | BatchMatMul [B,3136]^T x [B,512] (dense dW)    |   231 -> 8.8  |   635 -> 42    |
+ * | BatchMatMul [B,512] x [3136,512]^T (dense dx)  |   118 -> 13   |   375 -> 37    |
+ * | (BatchMatMul [B,3136] x [3136,512] forward)    |   4.8         |    21          |
+ *
+ * A whole training step of an MNIST LR-net-like model (two LR convs with BN/relu/maxpool, dense 3136->512->10,
+ * dropout, Adam): 450-740 ms at B=64 and ~2.1 s at B=256 (load-dependent); it could not run before.
  *
  * Call `registerWasmTrainingKernels()` once the wasm backend is loaded (importing '@tensorflow/tfjs-backend-wasm'
  * registers it), before or after `tf.setBackend('wasm')`. It is idempotent.
@@ -137,6 +186,8 @@ interface Originals {
   conv2d: tf.KernelFunc;
   batchMatMul: tf.KernelFunc;
   fusedMatMul: tf.KernelFunc;
+  sum: tf.KernelFunc;
+  mean: tf.KernelFunc;
 }
 let originals: Originals | null = null;
 
@@ -145,17 +196,12 @@ function orig(): Originals {
   return originals;
 }
 
-function conv2d(
-  backend: BackendWasm,
-  x: Info,
-  filter: Info,
-  pad: Pad,
-  dilations: [number, number] = [1, 1],
-): Info {
+/** Stride-1 NHWC Conv2D through the wasm backend's own (XNNPACK) kernel. */
+function conv2d(backend: BackendWasm, x: Info, filter: Info, pad: Pad): Info {
   return orig().conv2d({
     inputs: { x, filter },
     backend,
-    attrs: { strides: [1, 1], pad, dataFormat: 'NHWC', dilations },
+    attrs: { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] },
   }) as Info;
 }
 
@@ -208,44 +254,101 @@ function packInputForFilterGrad(
   }
 }
 
+/**
+ * Tuning knobs, exported for tests and benchmarks. filterGradChunkBytes: target size of one chunk's dy operand in
+ * the filter gradient (the GEMM "weights", which XNNPACK packs and keeps in cache); 512 KiB-4 MiB measured within
+ * noise of each other, 2 MiB best on average.
+ */
+export const wasmKernelTuning = { filterGradChunkBytes: 2 << 20 };
+
+/**
+ * dW [KH, KW, ci, co] for NHWC x and dy, as a sum of XNNPACK GEMMs over chunks of output pixels:
+ *   dW[(kh,kw,c), o] = sum_{(oh,ow) in chunk, b} A[(kh,kw,c), (oh,ow,b)] * D[(oh,ow,b), o]
+ * with A[(kh,kw,c), (oh,ow,b)] = x[b, oh*sh+kh-pt, ow*sw+kw-pl, c] (im2col, transposed) and D = dy reordered.
+ * x is first laid out as x' [ci, Hp, Wp, B] (padding included), so each row of A is a series of contiguous runs of
+ * x' (runs of OW*B floats for stride 1). Chunking keeps D in cache while XNNPACK streams A past it; one unchunked
+ * GEMM (or one Conv2D with dy as filter) is memory-bound and ~1.6-2.8x slower than the forward conv.
+ */
 function conv2DBackpropFilterNHWC(backend: BackendWasm, x: Info, dy: Info, info: tf.backend_util.Conv2DInfo): Info {
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: ci, outHeight: OH, outWidth: OW } = info;
   const { outChannels: co, filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
-  const pt = info.padInfo.top;
-  const pl = info.padInfo.left;
-  const dW = alloc(backend, [KH, KW, ci, co]);
-  if (B === 0 || OH === 0 || OW === 0) {
-    view(backend, dW).fill(0);
-    return dW;
+  const KK = KH * KW * ci;
+  const P = OH * OW;
+  if (B === 0 || P === 0 || KK === 0 || co === 0) {
+    const z = alloc(backend, [KH, KW, ci, co]);
+    view(backend, z).fill(0);
+    return z;
   }
-  // Rows of x' needed: the dilated dy "filter" spans sh*(OH-1)+1 rows and slides over KH positions.
   const Hp = KH + sh * (OH - 1);
   const Wp = KW + sw * (OW - 1);
+  // output pixels (oh, ow) per chunk; each brings B rows of D
+  const n = Math.max(1, Math.min(P, Math.floor(wasmKernelTuning.filterGradChunkBytes / (4 * B * co))));
   const xP = alloc(backend, [ci, Hp, Wp, B]);
-  const dyP = alloc(backend, [OH, OW, B, co]);
-  let out: Info | null = null;
+  const aC = alloc(backend, [1, KK, n * B]);
+  let acc: Info | null = null;
   try {
-    packInputForFilterGrad(view(backend, x), view(backend, xP), B, H, W, ci, Hp, Wp, pt, pl);
-    {
-      // dy [B, OH, OW, co] -> [OH, OW, B, co]: runs of co floats.
-      const src = view(backend, dy);
-      const dst = view(backend, dyP);
-      const P = OH * OW;
-      for (let b = 0; b < B; b++) {
-        for (let p = 0; p < P; p++) copyRun(src, (b * P + p) * co, dst, (p * B + b) * co, co);
+    packInputForFilterGrad(view(backend, x), view(backend, xP), B, H, W, ci, Hp, Wp, info.padInfo.top, info.padInfo.left);
+    for (let p0 = 0; p0 < P; p0 += n) {
+      const m = Math.min(n, P - p0);
+      const K = m * B;
+      const dC = alloc(backend, [1, K, co]); // a new tensor per chunk: XNNPACK caches packed weights by tensor id
+      let y: Info | null = null;
+      try {
+        {
+          // D rows in (oh, ow, b) order
+          const src = view(backend, dy);
+          const dst = view(backend, dC);
+          for (let j = 0; j < m; j++) {
+            for (let b = 0; b < B; b++) copyRun(src, (b * P + p0 + j) * co, dst, (j * B + b) * co, co);
+          }
+        }
+        {
+          const src = view(backend, xP);
+          const dst = view(backend, aC);
+          let o = 0;
+          for (let kh = 0; kh < KH; kh++) {
+            for (let kw = 0; kw < KW; kw++) {
+              for (let c = 0; c < ci; c++) {
+                for (let j = 0; j < m; ) {
+                  const p = p0 + j;
+                  const oh = Math.floor(p / OW);
+                  const ow = p - oh * OW;
+                  // with stride 1, consecutive ow of one row are adjacent in x'
+                  const run = sw === 1 ? Math.min(m - j, OW - ow) : 1;
+                  copyRun(src, ((c * Hp + oh * sh + kh) * Wp + ow * sw + kw) * B, dst, o, run * B);
+                  o += run * B;
+                  j += run;
+                }
+              }
+            }
+          }
+        }
+        const a: Info = m === n ? aC : { dataId: aC.dataId, shape: [1, KK, K], dtype: 'float32' };
+        y = orig().batchMatMul({
+          inputs: { a, b: dC },
+          backend,
+          attrs: { transposeA: false, transposeB: false },
+        }) as Info; // [1, KK, co]
+        if (acc == null) {
+          acc = y;
+          y = null;
+        } else {
+          const yv = view(backend, y);
+          const av = view(backend, acc);
+          for (let i = 0; i < av.length; i++) av[i] += yv[i];
+        }
+      } finally {
+        free(backend, y == null ? [dC] : [dC, y]);
       }
     }
-    out = conv2d(backend, xP, dyP, 'valid', [sh, sw]); // [ci, KH, KW, co]
-    const src = view(backend, out);
-    const dst = view(backend, dW);
-    const K = KH * KW;
-    for (let c = 0; c < ci; c++) {
-      for (let k = 0; k < K; k++) copyRun(src, (c * K + k) * co, dst, (k * ci + c) * co, co);
-    }
+  } catch (e) {
+    if (acc != null) free(backend, [acc]);
+    throw e;
   } finally {
-    free(backend, out == null ? [xP, dyP] : [xP, dyP, out]);
+    free(backend, [xP, aC]);
   }
-  return dW;
+  // [KK, co] is [KH, KW, ci, co]
+  return { dataId: acc!.dataId, shape: [KH, KW, ci, co], dtype: 'float32' };
 }
 
 function conv2DBackpropFilter(args: KernelArgs): KernelResult {
@@ -385,6 +488,9 @@ function conv2DBackpropInputNHWC(backend: BackendWasm, dy: Info, filter: Info, i
         }
       }
     }
+  } catch (e) {
+    if (dx != null) free(backend, [dx]);
+    throw e;
   } finally {
     free(backend, temps);
   }
@@ -520,14 +626,18 @@ function matMulViaXnn(
   }
 }
 
-/** True where the wasm backend would use its naive loop and the XNNPACK route pays off. */
-function needsXnnRoute(a: Info, b: Info, transposeA: boolean, transposeB: boolean): boolean {
+/**
+ * True where the wasm backend would use its naive loop. `always`: route even tiny products (the naive loop of
+ * _FusedMatMul adds the bias wrongly: row i > 0 gets bias[N-1] in every column).
+ */
+function needsXnnRoute(a: Info, b: Info, transposeA: boolean, transposeB: boolean, always = false): boolean {
   if (a.dtype !== 'float32' || b.dtype !== 'float32') return false;
   const aBatch = tf.util.sizeFromShape(a.shape.slice(0, -2));
   const bBatch = tf.util.sizeFromShape(b.shape.slice(0, -2));
   if (!transposeA && !transposeB && aBatch === 1 && bBatch === 1) return false; // already XNNPACK
   if (aBatch !== bBatch && aBatch !== 1 && bBatch !== 1) return false; // let the original report the error
-  // tiny products: the naive loop is as good as the copies
+  if (always) return true;
+  // tiny products: the naive loop is as good as the copies (and one XNNPACK call per batch entry is not)
   const m = transposeA ? a.shape[a.shape.length - 1] : a.shape[a.shape.length - 2];
   const k = transposeA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
   const n = transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
@@ -563,7 +673,9 @@ function fusedMatMul(args: KernelArgs): KernelResult {
   const attrs = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
   const { transposeA, transposeB } = attrs;
   // PReLU weights are applied element-wise per output; a per-entry split would need them split too.
-  if (preluActivationWeights != null || !needsXnnRoute(a, b, transposeA, transposeB)) return orig().fusedMatMul(args);
+  if (preluActivationWeights != null || !needsXnnRoute(a, b, transposeA, transposeB, bias != null)) {
+    return orig().fusedMatMul(args);
+  }
   const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const M = transposeA ? a.shape[a.shape.length - 1] : a.shape[a.shape.length - 2];
   const N = transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
@@ -578,6 +690,204 @@ function fusedMatMul(args: KernelArgs): KernelResult {
   });
   // _FusedMatMul's output keeps a's rank-3 form [batch, M, N].
   return { dataId: out.dataId, shape: [...outer, M, N], dtype: 'float32' };
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Tile, Sum/Mean over leading axes, MaxPoolGrad, AvgPoolGrad                                                   */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+type AnyArray = Float32Array | Int32Array | Uint8Array;
+
+function stridesOf(shape: number[]): number[] {
+  const st = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    st[i] = acc;
+    acc *= shape[i];
+  }
+  return st;
+}
+
+/** The block a[start, start+len) repeated so that it occupies `times` consecutive blocks (doubling memmoves). */
+function replicate(a: AnyArray, start: number, len: number, times: number): void {
+  const total = len * times;
+  let filled = len;
+  while (filled < total) {
+    const n = Math.min(filled, total - filled);
+    a.copyWithin(start + filled, start, start + n);
+    filled += n;
+  }
+}
+
+/**
+ * Tile (the batch-norm gradient tiles a [1,1,1,C] tensor to the activation's shape): the wasm kernel costs ~45 ns
+ * per output element; this one writes each input row once and replicates blocks with memmove.
+ */
+function tile(args: KernelArgs): KernelResult {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: Info };
+  const { reps } = args.attrs as unknown as { reps: number[] };
+  const rank = x.shape.length;
+  const outShape = x.shape.map((d, i) => d * reps[i]);
+  const out = backend.makeOutput(outShape, x.dtype);
+  if (tf.util.sizeFromShape(outShape) === 0) return out;
+  const src = backend.typedArrayFromHeap(x) as AnyArray;
+  const dst = backend.typedArrayFromHeap(out) as AnyArray;
+  if (rank === 0) {
+    dst[0] = src[0];
+    return out;
+  }
+  const xs = stridesOf(x.shape);
+  const os = stridesOf(outShape);
+  const fill = (d: number, s: number, o: number): void => {
+    if (d === rank - 1) {
+      const n = x.shape[d];
+      dst.set(src.subarray(s, s + n), o);
+      replicate(dst, o, n, reps[d]);
+      return;
+    }
+    for (let i = 0; i < x.shape[d]; i++) fill(d + 1, s + i * xs[d], o + i * os[d]);
+    replicate(dst, o, x.shape[d] * os[d], reps[d]);
+  };
+  fill(0, 0, 0);
+  return out;
+}
+
+/**
+ * Sum/Mean over leading axes ([0..k)), e.g. batch-norm statistics and bias gradients over [0,1,2] of NHWC: the wasm
+ * kernels first transpose the reduced axes innermost with a slow generic transpose; a column sum is 4-5x faster.
+ * Other reductions go to the original kernels.
+ */
+function leadingReduction(x: Info, axis: number | number[]): number | null {
+  if (x.dtype !== 'float32' || x.shape.length === 0) return null;
+  const axes = tf.util.parseAxisParam(axis, x.shape).slice().sort((a, b) => a - b);
+  if (axes.length === 0 || axes.length === x.shape.length) return null; // nothing / everything reduced
+  for (let i = 0; i < axes.length; i++) if (axes[i] !== i) return null;
+  return axes.length;
+}
+
+function reduceLeading(backend: BackendWasm, x: Info, k: number, keepDims: boolean, mean: boolean): Info {
+  const outer = tf.util.sizeFromShape(x.shape.slice(0, k));
+  const innerShape = x.shape.slice(k);
+  const inner = tf.util.sizeFromShape(innerShape);
+  const outShape = keepDims ? [...new Array<number>(k).fill(1), ...innerShape] : innerShape;
+  const out = alloc(backend, outShape);
+  const src = view(backend, x);
+  const dst = view(backend, out);
+  const acc = new Float64Array(inner);
+  for (let r = 0; r < outer; r++) {
+    const base = r * inner;
+    for (let i = 0; i < inner; i++) acc[i] += src[base + i];
+  }
+  const scale = mean ? 1 / outer : 1;
+  for (let i = 0; i < inner; i++) dst[i] = acc[i] * scale;
+  return out;
+}
+
+function makeReduction(name: 'sum' | 'mean'): (original: tf.KernelFunc) => tf.KernelFunc {
+  return (original) => (args: KernelArgs): KernelResult => {
+    const { x } = args.inputs as { x: Info };
+    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    const k = leadingReduction(x, axis);
+    if (k == null || tf.util.sizeFromShape(x.shape) === 0) return original(args);
+    return reduceLeading(args.backend as BackendWasm, x, k, keepDims, name === 'mean');
+  };
+}
+
+interface PoolGradAttrs {
+  filterSize: number | [number, number];
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+/**
+ * MaxPoolGrad as a scatter: per output window, the first maximum of x (row-major scan, as the cpu backend does)
+ * receives dy. The wasm kernel is ~20x slower than MaxPool.
+ */
+function maxPoolGrad(args: KernelArgs): KernelResult {
+  const backend = args.backend as BackendWasm;
+  const { dy, input } = args.inputs as { dy: Info; input: Info };
+  const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as PoolGradAttrs;
+  assertFloat32('MaxPoolGrad', dy, input);
+  const info = tf.backend_util.computePool2DInfo(input.shape as Shape4, filterSize, strides, 1, pad, dimRoundingMode);
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
+  const { strideHeight: sh, strideWidth: sw, effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
+  const dx = alloc(backend, input.shape);
+  const xv = view(backend, input);
+  const dyv = view(backend, dy);
+  const dxv = view(backend, dx);
+  dxv.fill(0);
+  const offsets = new Int32Array(fh * fw); // window pixel offsets (row-major scan), rebuilt per window
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      const r0 = oh * sh - info.padInfo.top;
+      const rMin = Math.max(0, r0);
+      const rMax = Math.min(H, r0 + fh);
+      for (let ow = 0; ow < OW; ow++) {
+        const q0 = ow * sw - info.padInfo.left;
+        const qMin = Math.max(0, q0);
+        const qMax = Math.min(W, q0 + fw);
+        let n = 0;
+        for (let r = rMin; r < rMax; r++) {
+          for (let q = qMin; q < qMax; q++) offsets[n++] = ((b * H + r) * W + q) * C;
+        }
+        if (n === 0) continue;
+        const dyBase = ((b * OH + oh) * OW + ow) * C;
+        for (let c = 0; c < C; c++) {
+          let best = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          for (let i = 0; i < n; i++) {
+            const v = xv[offsets[i] + c];
+            if (v > best) {
+              best = v;
+              at = offsets[i] + c;
+            }
+          }
+          if (at >= 0) dxv[at] += dyv[dyBase + c];
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+/** AvgPoolGrad as a scatter of dy / (filter area) over each window (the cpu backend's semantics). */
+function avgPoolGrad(args: KernelArgs): KernelResult {
+  const backend = args.backend as BackendWasm;
+  const { dy, input } = args.inputs as { dy: Info; input: Info };
+  const { filterSize, strides, pad } = args.attrs as unknown as PoolGradAttrs;
+  assertFloat32('AvgPoolGrad', dy, input);
+  const info = tf.backend_util.computePool2DInfo(input.shape as Shape4, filterSize, strides, 1, pad);
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
+  const { strideHeight: sh, strideWidth: sw, effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
+  const mult = 1 / (info.filterHeight * info.filterWidth);
+  const dx = alloc(backend, input.shape);
+  const dyv = view(backend, dy);
+  const dxv = view(backend, dx);
+  dxv.fill(0);
+  const g = new Float32Array(C);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      const r0 = oh * sh - info.padInfo.top;
+      const rMin = Math.max(0, r0);
+      const rMax = Math.min(H, r0 + fh);
+      for (let ow = 0; ow < OW; ow++) {
+        const q0 = ow * sw - info.padInfo.left;
+        const qMin = Math.max(0, q0);
+        const qMax = Math.min(W, q0 + fw);
+        const dyBase = ((b * OH + oh) * OW + ow) * C;
+        for (let c = 0; c < C; c++) g[c] = dyv[dyBase + c] * mult;
+        for (let r = rMin; r < rMax; r++) {
+          for (let q = qMin; q < qMax; q++) {
+            const base = ((b * H + r) * W + q) * C;
+            for (let c = 0; c < C; c++) dxv[base + c] += g[c];
+          }
+        }
+      }
+    }
+  }
+  return dx;
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -626,15 +936,23 @@ export function registerWasmTrainingKernels(): void {
     const conv = required(tf.Conv2D);
     const mm = required(tf.BatchMatMul);
     const fmm = required(tf._FusedMatMul);
+    // If another copy of this module registered first, these are its marked functions, which is fine.
     originals = {
       conv2d: conv.kernelFunc,
-      // If another copy of this module registered first, these are its marked functions, which is fine.
       batchMatMul: mm.kernelFunc,
       fusedMatMul: fmm.kernelFunc,
+      sum: required(tf.Sum).kernelFunc,
+      mean: required(tf.Mean).kernelFunc,
     };
   }
+  const o = originals;
   install(tf.Conv2DBackpropFilter, conv2DBackpropFilter);
   install(tf.Conv2DBackpropInput, conv2DBackpropInput);
   install(tf.BatchMatMul, batchMatMul);
   install(tf._FusedMatMul, fusedMatMul);
+  install(tf.Tile, tile);
+  install(tf.Sum, makeReduction('sum')(o.sum));
+  install(tf.Mean, makeReduction('mean')(o.mean));
+  install(tf.MaxPoolGrad, maxPoolGrad);
+  install(tf.AvgPoolGrad, avgPoolGrad);
 }
