@@ -5,6 +5,7 @@
  */
 import { tf, type Tensor } from './tf.ts';
 import { deriveSeed } from './random.ts';
+import { standardNormal } from './noise.ts';
 import {
   type DiscreteKind,
   moments,
@@ -329,7 +330,7 @@ export function forward(model: ModelDefinition, params: Parameters, x: Tensor, o
     if (options.mode === 'mean') return m;
     const s = tf.sqrt(tf.add(apply(tf.square(input), variance), LR_VARIANCE_EPSILON));
     const seed = deriveSeed(options.noiseSeed ?? 0, layerIndex.get(name) ?? 0);
-    return tf.add(m, tf.mul(s, tf.randomNormal(m.shape, 0, 1, 'float32', seed)));
+    return tf.add(m, tf.mul(s, standardNormal(m.shape, seed)));
   };
 
   let dropoutCount = 0;
