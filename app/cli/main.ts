@@ -1,23 +1,58 @@
 /**
- * The `lrnet` command: dispatches to subcommands and turns expected errors into a message and an exit code.
+ * The `lrnet` command: dispatches to subcommands and turns expected errors into a message and an exit code
+ * (0 done, 1 failed, 2 wrong arguments or an unknown run, 130 stopped by Ctrl-C).
  */
-import { trainCommand, TRAIN_USAGE, UsageError } from './train.ts';
+import { trainCommand, resumeCommand, TRAIN_USAGE, RESUME_USAGE } from './train.ts';
+import {
+  runsCommand,
+  showCommand,
+  compareCommand,
+  rmCommand,
+  tagCommand,
+  noteCommand,
+  RUNS_USAGE,
+  SHOW_USAGE,
+  COMPARE_USAGE,
+  RM_USAGE,
+  TAG_USAGE,
+  NOTE_USAGE,
+} from './runs.ts';
+import { CliError, UsageError } from './common.ts';
 import { ConfigError } from '../../engine/config.ts';
 import { TrainingError } from '../../engine/train.ts';
 import { BackendError } from '../../engine/backends/index.ts';
 import { CheckpointError } from '../../engine/checkpoint.ts';
 import { isDatasetError } from '../../engine/data/index.ts';
+import { StoreError } from '../store/index.ts';
+import { RunManagerError } from '../runs/types.ts';
+import { TrainingFailedError } from '../runs/thread.ts';
 
 const USAGE = `usage: lrnet COMMAND [options]
 
 commands:
-  train      train an LR-net (lrnet train --help)
+  train      train an LR-net and record it as a run (lrnet train --help)
+  resume     continue a stopped or interrupted run from its last checkpoint
+  runs       list runs (filter by status, preset, tag; full-text --search; --json)
+  show       everything recorded about one run
+  compare    what differs between runs, and their final and best metrics
+  rm         delete runs and their files
+  tag        add (or --remove) tags
+  note       add a note to a run
 
+Runs live in one SQLite database, by default in the per-user data folder (LRNET_HOME overrides it; --db picks
+another file). RUN is a run id or any unique prefix of one.
 Run "lrnet COMMAND --help" for a command's options.
 `;
 
 const COMMANDS: Record<string, { usage: string; run: (args: readonly string[]) => Promise<number> }> = {
   train: { usage: TRAIN_USAGE, run: trainCommand },
+  resume: { usage: RESUME_USAGE, run: resumeCommand },
+  runs: { usage: RUNS_USAGE, run: runsCommand },
+  show: { usage: SHOW_USAGE, run: showCommand },
+  compare: { usage: COMPARE_USAGE, run: compareCommand },
+  rm: { usage: RM_USAGE, run: rmCommand },
+  tag: { usage: TAG_USAGE, run: tagCommand },
+  note: { usage: NOTE_USAGE, run: noteCommand },
 };
 
 /** Runs the CLI with the given arguments (without "node lrnet"); returns the exit code. */
@@ -43,8 +78,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`lrnet ${name}: ${error.problems.length > 1 ? 'invalid options:\n' : ''}${error.problems.map((p) => (error.problems.length > 1 ? `  - ${p}` : p)).join('\n')}\n\nRun "lrnet ${name} --help" for the options.\n`);
       return 2;
     }
-    if (error instanceof ConfigError || error instanceof TrainingError || error instanceof BackendError ||
-        error instanceof CheckpointError || isDatasetError(error)) {
+    if (error instanceof StoreError) {
+      process.stderr.write(`lrnet ${name}: ${error.message}\n`);
+      return error.code === 'not-found' || error.code === 'ambiguous-id' ? 2 : 1;
+    }
+    if (error instanceof CliError || error instanceof RunManagerError || error instanceof TrainingFailedError || error instanceof ConfigError || error instanceof TrainingError ||
+        error instanceof BackendError || error instanceof CheckpointError || isDatasetError(error)) {
       process.stderr.write(`lrnet ${name}: ${(error as Error).message}\n`);
       return 1;
     }

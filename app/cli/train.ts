@@ -1,8 +1,10 @@
 /**
- * `lrnet train`: builds a configuration from a preset and flags, trains with a progress bar, prints a summary and,
- * with --json, one final line of JSON.
+ * `lrnet train` and `lrnet resume`: build (or read back) a configuration, record the run in the store, train in this
+ * process with a progress bar, print a summary and, with --json, one final line of JSON. The run is recorded through
+ * the same RunRecorder the run manager uses, so it looks the same in the store as a run trained from the app.
  */
 import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
   PRESETS,
@@ -14,10 +16,17 @@ import {
 } from '../../engine/config.ts';
 import { BACKEND_CHOICES, type BackendChoice } from '../../engine/backends/index.ts';
 import { DATASET_NAMES, type DatasetName } from '../../engine/data/index.ts';
-import { runTraining } from '../../engine/run.ts';
-import type { TrainingEvent, TrainingResult } from '../../engine/train.ts';
+import type { TrainingEvent } from '../../engine/train.ts';
 import type { SplitAccuracies } from '../../engine/evaluate.ts';
 import { ProgressLine, formatDuration, formatPercent } from './progress.ts';
+import { CliError, DB_OPTION, DB_USAGE, UsageError, attachNegativeValues, openRunStore, parseCommandArgs } from './common.ts';
+import { RunRecorder } from '../runs/recorder.ts';
+import { startTrainingThread } from '../runs/thread.ts';
+import type { WorkerResult } from '../runs/protocol.ts';
+import { APP_VERSION, checkpointFolder } from '../runs/manager.ts';
+import type { Store } from '../store/index.ts';
+
+export { UsageError };
 
 export const TRAIN_USAGE = `usage: lrnet train [--preset NAME] [options]
 
@@ -38,53 +47,56 @@ Trains an LR-net: full-precision pretraining, then the LR phase, then discrete e
   --validation N       images held out from training to select among sampled nets
   --eval-samples N     sampled discrete nets per evaluation (default 7 in the paper's presets)
   --eval-every N       evaluate every N epochs (0 = only at the end)
-  --checkpoint-dir DIR write checkpoints there (every epoch and on Ctrl-C)
-  --resume FILE        continue from a checkpoint file
-  --json               end the output with one line of JSON
-`;
+  --checkpoint-dir DIR write checkpoints there (every epoch and on Ctrl-C; default: the run's folder next to
+                       the database, runs/RUN/checkpoints)
+  --resume FILE        start this new run from a checkpoint file (to continue a stopped run: lrnet resume RUN)
+  --name NAME          the run's name (default PRESET-RUN)
+  --tag TAG            tag the run (repeatable)
+${DB_USAGE}
+  --json               end the output with one line of JSON (with the run id)
 
-export class UsageError extends Error {
-  override name = 'UsageError';
-  constructor(readonly problems: readonly string[]) {
-    super(problems.join('\n'));
-  }
-}
+The run id is printed at the start. Ctrl-C (or SIGTERM) stops after the current step with a checkpoint, and
+lrnet resume RUN goes on from there; a second Ctrl-C quits at once.
+`;
 
 export interface TrainInvocation {
   readonly config: TrainingConfig;
   readonly json: boolean;
   readonly checkpointDir?: string;
   readonly resume?: string;
+  /** --db as given; undefined means defaultDatabasePath(). */
+  readonly db?: string;
+  readonly name?: string;
+  readonly tags: readonly string[];
 }
 
 /** Parses `lrnet train` arguments into a validated configuration; every problem is reported at once. */
 export function parseTrainArgs(args: readonly string[]): TrainInvocation {
+  const options = {
+    preset: { type: 'string' },
+    epochs: { type: 'string' },
+    'fp-epochs': { type: 'string' },
+    batch: { type: 'string' },
+    lr: { type: 'string' },
+    seed: { type: 'string' },
+    backend: { type: 'string' },
+    data: { type: 'string' },
+    dataset: { type: 'string' },
+    'train-limit': { type: 'string' },
+    'test-limit': { type: 'string' },
+    validation: { type: 'string' },
+    'eval-samples': { type: 'string' },
+    'eval-every': { type: 'string' },
+    'checkpoint-dir': { type: 'string' },
+    resume: { type: 'string' },
+    name: { type: 'string' },
+    tag: { type: 'string', multiple: true },
+    ...DB_OPTION,
+    json: { type: 'boolean' },
+  } as const;
   let parsed;
   try {
-    parsed = parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        preset: { type: 'string' },
-        epochs: { type: 'string' },
-        'fp-epochs': { type: 'string' },
-        batch: { type: 'string' },
-        lr: { type: 'string' },
-        seed: { type: 'string' },
-        backend: { type: 'string' },
-        data: { type: 'string' },
-        dataset: { type: 'string' },
-        'train-limit': { type: 'string' },
-        'test-limit': { type: 'string' },
-        validation: { type: 'string' },
-        'eval-samples': { type: 'string' },
-        'eval-every': { type: 'string' },
-        'checkpoint-dir': { type: 'string' },
-        resume: { type: 'string' },
-        json: { type: 'boolean' },
-      },
-    });
+    parsed = parseArgs({ args: attachNegativeValues(args, options), strict: true, allowPositionals: false, options });
   } catch (error) {
     throw new UsageError([(error as Error).message]);
   }
@@ -122,6 +134,8 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
   }
   let datasetName: DatasetName = (v.dataset as DatasetName | undefined) ?? base.dataset.name;
   if (v.data !== undefined && v.dataset === undefined && datasetName === 'mnist-sample') datasetName = 'mnist';
+  if (v.name !== undefined && v.name.trim() === '') problems.push('--name: expected a non-empty name');
+  for (const tag of v.tag ?? []) if (tag.trim() === '') problems.push('--tag: expected a non-empty tag');
   if (datasetName === 'mnist-sample' && v.data !== undefined) {
     problems.push('--data: the bundled mnist-sample needs no folder; use --dataset mnist with --data DIR');
   }
@@ -154,7 +168,9 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
     validateConfig(config);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    problems.push(...error.problems.map((p) => flagHint(p)));
+    // A flag already reported (an unknown --backend, say) is not reported again through its config field.
+    const reported = new Set(problems.map((p) => p.slice(0, p.indexOf(':'))));
+    problems.push(...error.problems.map((p) => flagHint(p)).filter((p) => !reported.has(p.slice(0, p.indexOf(' (')))));
   }
   if (problems.length > 0) throw new UsageError(problems);
   return {
@@ -162,6 +178,9 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
     json: v.json ?? false,
     ...(v['checkpoint-dir'] !== undefined ? { checkpointDir: path.resolve(v['checkpoint-dir']) } : {}),
     ...(v.resume !== undefined ? { resume: path.resolve(v.resume) } : {}),
+    ...(v.db !== undefined ? { db: v.db } : {}),
+    ...(v.name !== undefined ? { name: v.name } : {}),
+    tags: v.tag ?? [],
   };
 }
 
@@ -171,16 +190,18 @@ function flagHint(problem: string): string {
     'lr.epochs': '--epochs', 'pretrain.epochs': '--fp-epochs', batchSize: '--batch', 'lr.learningRate': '--lr',
     seed: '--seed', 'dataset.path': '--data', 'dataset.trainLimit': '--train-limit', 'dataset.testLimit': '--test-limit',
     validationSize: '--validation', 'evaluation.samples': '--eval-samples', 'evaluation.every': '--eval-every',
+    backend: '--backend', 'dataset.name': '--dataset',
   };
   const field = problem.slice(0, problem.indexOf(':'));
   return flags[field] ? `${flags[field]} (${problem})` : problem;
 }
 
 /** The one line of JSON that `--json` prints last. Accuracies are fractions in [0, 1]. */
-export function summaryJson(config: TrainingConfig, result: TrainingResult): Record<string, unknown> {
+export function summaryJson(config: TrainingConfig, result: WorkerResult, runId?: string): Record<string, unknown> {
   const pick = (a: SplitAccuracies | undefined) =>
     a ? { argmax: a.argmax, sampledMean: a.sampledMean, sampledBest: a.sampledBest, selected: a.selected, expected: a.expected } : null;
   return {
+    ...(runId !== undefined ? { runId } : {}),
     preset: config.preset,
     kind: config.kind,
     dataset: result.dataset.name,
@@ -226,52 +247,162 @@ function describeEvent(event: TrainingEvent): string | undefined {
 export async function trainCommand(args: readonly string[]): Promise<number> {
   const invocation = parseTrainArgs(args);
   const { config } = invocation;
+  if (invocation.resume !== undefined && !existsSync(invocation.resume)) {
+    throw new UsageError([`--resume: there is no checkpoint file ${invocation.resume}`]);
+  }
+  const { store, dataFolder } = openRunStore(invocation.db, { mustExist: false });
+  try {
+    const run = store.createRun({
+      config,
+      preset: config.preset,
+      seed: config.seed,
+      appVersion: APP_VERSION,
+      status: 'running',
+      tags: invocation.tags,
+      ...(invocation.name !== undefined ? { name: invocation.name } : {}),
+    });
+    return await trainInForeground(store, run.id, config, {
+      header: `lrnet train: run ${run.id} "${run.name}": preset ${config.preset} (${config.architecture}, ${config.kind}), seed ${config.seed}, batch ${config.batchSize}`,
+      checkpointDir: invocation.checkpointDir ?? checkpointFolder(dataFolder, run.id),
+      json: invocation.json,
+      ...(invocation.resume !== undefined ? { resumeFrom: invocation.resume } : {}),
+    });
+  } finally {
+    store.close();
+  }
+}
+
+export const RESUME_USAGE = `usage: lrnet resume RUN [--json] [--db FILE]
+
+Continues a stopped, interrupted or failed run from its last checkpoint, in this process, with the configuration
+it started with (a run without checkpoints starts over). RUN is a run id or a unique prefix of one.
+
+${DB_USAGE}
+  --json               end the output with one line of JSON
+`;
+
+/** Runs `lrnet resume RUN`. */
+export async function resumeCommand(args: readonly string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, { ...DB_OPTION, json: { type: 'boolean' } }, { min: 1, max: 1, names: 'the run to resume (lrnet resume RUN)' });
+  const { store } = openRunStore(values.db, { mustExist: true });
+  try {
+    const run = store.getRun(positionals[0]!);
+    if (run.status === 'completed') throw new CliError(`run ${run.id} is completed; there is nothing to resume`);
+    if (run.status === 'running') throw new CliError(`run ${run.id} is running in another process`);
+    let config: TrainingConfig;
+    try {
+      config = validateConfig(run.config as unknown as TrainingConfig);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      throw new CliError(`run ${run.id} has a configuration this version cannot train:\n${error.problems.map((p) => `  - ${p}`).join('\n')}`);
+    }
+    const checkpoint = run.checkpoints.find((c) => c.id === run.lastCheckpointId);
+    if (checkpoint && !existsSync(checkpoint.path)) {
+      throw new CliError(`run ${run.id} cannot be resumed: its last checkpoint ${checkpoint.path} is missing`);
+    }
+    store.updateRun(run.id, { status: 'running', error: null }, { resume: true });
+    return await trainInForeground(store, run.id, config, {
+      header: `lrnet resume: run ${run.id} "${run.name}" (${run.status}), ` +
+        (checkpoint ? `from its checkpoint at step ${checkpoint.step}` : 'from the start (it has no checkpoint)'),
+      checkpointDir: checkpoint ? path.dirname(checkpoint.path) : checkpointFolder(path.dirname(store.file), run.id),
+      json: values.json ?? false,
+      ...(checkpoint ? { resumeFrom: checkpoint.path } : {}),
+    });
+  } finally {
+    store.close();
+  }
+}
+
+interface ForegroundOptions {
+  /** The first line printed (names the run). */
+  readonly header: string;
+  readonly checkpointDir: string;
+  readonly resumeFrom?: string;
+  readonly json: boolean;
+}
+
+/**
+ * Trains a run that is already 'running' in the store, in this process, recording it as it goes. Ctrl-C stops it
+ * after the current step with a checkpoint ('stopped'); a second Ctrl-C quits at once ('interrupted').
+ * Returns the exit code: 0 completed, 130 stopped; a failure is recorded and rethrown.
+ */
+export async function trainInForeground(store: Store, runId: string, config: TrainingConfig, options: ForegroundOptions): Promise<number> {
   const progress = new ProgressLine(process.stderr);
-  const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) process.exit(130);
-    progress.clear();
-    process.stderr.write('stopping after this step (Ctrl-C again to quit at once)...\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
+  const recorder = new RunRecorder(store, runId, config);
   const log = (line: string) => {
     progress.clear();
     process.stderr.write(`${line}\n`);
   };
-  log(`lrnet train: preset ${config.preset} (${config.architecture}, ${config.kind}), seed ${config.seed}, batch ${config.batchSize}`);
+  log(options.header);
+  // The engine trains in a worker thread so that this thread hears Ctrl-C and flushes metrics on time (thread.ts).
+  const thread = startTrainingThread(
+    { config, checkpointDir: options.checkpointDir, ...(options.resumeFrom ? { resumeFrom: options.resumeFrom } : {}) },
+    (event) => {
+      recorder.record(event);
+      showEvent(event, progress, log);
+    },
+  );
+  let stopping = false;
+  const onSignal = () => {
+    if (stopping) {
+      recorder.close();
+      try {
+        store.updateRun(runId, { status: 'interrupted', error: 'quit with a second Ctrl-C before it could stop' });
+        store.close();
+      } finally {
+        process.exit(130);
+      }
+    }
+    stopping = true;
+    progress.clear();
+    process.stderr.write('stopping after this step (Ctrl-C again to quit at once)...\n');
+    thread.stop();
+  };
+  // SIGTERM (kill, docker stop, a process manager) stops the run the same way.
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    const result = await runTraining(config, {
-      signal: controller.signal,
-      ...(invocation.checkpointDir ? { checkpointDir: invocation.checkpointDir } : {}),
-      ...(invocation.resume ? { resumeFrom: invocation.resume } : {}),
-      onEvent: (event) => {
-        if (event.type === 'step') {
-          progress.update(
-            event.step / event.totalSteps,
-            `${event.phase === 'pretrain' ? 'FP' : 'LR'} ep ${event.epoch} step ${event.step}/${event.totalSteps} ` +
-              `loss ${event.loss.toFixed(3)} lr ${event.learningRate.toExponential(1)} ` +
-              `${event.imagesPerSecond.toFixed(0)} img/s ETA ${formatDuration(event.etaSeconds)}`,
-          );
-        } else if (event.type === 'evaluating') {
-          progress.update(event.netsDone / event.netsTotal, `evaluating discrete nets ${event.netsDone}/${event.netsTotal}`);
-        } else {
-          const line = describeEvent(event);
-          if (line) log(line);
-        }
-      },
-    });
+    let result: WorkerResult;
+    try {
+      result = await thread.result;
+    } catch (error) {
+      try {
+        recorder.finish({ status: 'failed', error: error instanceof Error ? error.message : String(error) });
+      } catch (storeError) {
+        process.stderr.write(`lrnet: could not record the failure: ${(storeError as Error).message}\n`);
+      }
+      throw error;
+    }
+    recorder.finish({ status: result.status });
     progress.clear();
     printSummary(result);
-    if (invocation.json) process.stdout.write(`${JSON.stringify(summaryJson(config, result))}\n`);
+    if (result.status === 'stopped') log(`stopped; continue with: lrnet resume ${runId}`);
+    if (options.json) process.stdout.write(`${JSON.stringify(summaryJson(config, result, runId))}\n`);
     return result.status === 'completed' ? 0 : 130;
   } finally {
     progress.clear();
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
-function printSummary(result: TrainingResult): void {
+function showEvent(event: TrainingEvent, progress: ProgressLine, log: (line: string) => void): void {
+  if (event.type === 'step') {
+    progress.update(
+      event.step / event.totalSteps,
+      `${event.phase === 'pretrain' ? 'FP' : 'LR'} ep ${event.epoch} step ${event.step}/${event.totalSteps} ` +
+        `loss ${event.loss.toFixed(3)} lr ${event.learningRate.toExponential(1)} ` +
+        `${event.imagesPerSecond.toFixed(0)} img/s ETA ${formatDuration(event.etaSeconds)}`,
+    );
+  } else if (event.type === 'evaluating') {
+    progress.update(event.netsDone / event.netsTotal, `evaluating discrete nets ${event.netsDone}/${event.netsTotal}`);
+  } else {
+    const line = describeEvent(event);
+    if (line) log(line);
+  }
+}
+
+function printSummary(result: WorkerResult): void {
   const lines = [`${result.status} in ${formatDuration(result.durationSeconds)}, ${result.imagesPerSecond.toFixed(1)} images/s (${result.backend.name})`];
   const e = result.evaluation;
   if (e) {

@@ -72,7 +72,7 @@ export interface RunManager {
 export class RunManagerError extends Error {
   override name = 'RunManagerError';
   constructor(
-    readonly code: 'not-resumable' | 'closed',
+    readonly code: 'not-resumable' | 'not-managed' | 'closed',
     message: string,
   ) {
     super(message);
