@@ -46,3 +46,7 @@ export { fillBatch, fillLabels } from './batch.ts';
 export { loadBundledMnistSample, loadMnistFolder } from './mnist.ts';
 export { loadCifar10, CIFAR10_CLASSES } from './cifar10.ts';
 export { datasetChecksum } from './checksum.ts';
+// Image folders (ImageNet-style, streamed from disk) do not fit the in-memory Dataset (every image held as bytes of
+// one size), so they have their own entry point instead of a loadDataset spec: see imagefolder.ts.
+export { openImageFolder, ImageFolder, ImageFolderSplit, IMAGENET_NORMALIZATION } from './imagefolder.ts';
+export type { ImageBatch, ImageBatchOptions, ImageFolderOptions, ImageNormalization } from './imagefolder.ts';
