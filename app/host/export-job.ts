@@ -1,0 +1,114 @@
+/**
+ * Exports in a child process. An export loads the dataset, rebuilds the discrete net and runs every consumer
+ * (ONNX Runtime, the compiled C, TensorFlow.js) over the test set: seconds of CPU that would otherwise freeze the
+ * process serving the UI and its live events. The child records its artifacts in the store itself (its own
+ * connection; SQLite's WAL lets both write) and answers with the report.
+ *
+ * runExportJob() is the parent's side; the bottom of this file is the child's.
+ */
+import { fork } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { BackendChoice } from '../../engine/backends/index.ts';
+import type { ExportFormat } from '../contract.ts';
+
+export interface ExportJob {
+  readonly databasePath: string;
+  readonly runId: string;
+  readonly checkpoint: string;
+  readonly format: ExportFormat;
+  readonly outDir: string;
+  readonly force: boolean;
+  readonly backend: BackendChoice;
+}
+
+/** The per-format part of the exporter's report that the UI reads. */
+export interface ExportJobFormatReport {
+  readonly dir?: string;
+  readonly totalBytes?: number;
+  readonly compressionVsFloat32?: number;
+  readonly verification?: {
+    readonly consumer?: string;
+    readonly passed?: boolean;
+    readonly images?: number;
+    readonly top1Agreement?: number;
+    readonly maxAbsDiff?: number;
+    readonly tolerance?: number;
+    readonly accuracy?: number;
+    readonly error?: string;
+  };
+}
+
+export type ExportJobReply =
+  | { readonly type: 'done'; readonly outDir: string; readonly artifactId: number | null; readonly report: { readonly formats: Partial<Record<string, ExportJobFormatReport>> } & Record<string, unknown> }
+  | { readonly type: 'failed'; readonly name: string; readonly code?: string; readonly message: string };
+
+const SELF = fileURLToPath(import.meta.url);
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+/** Runs one export in a child process; resolves with its reply (a failure is a reply too, never a rejection). */
+export function runExportJob(job: ExportJob): Promise<ExportJobReply> {
+  return new Promise((resolve) => {
+    let stderr = '';
+    let reply: ExportJobReply | undefined;
+    const child = fork(SELF, [], { execArgv: ['--import', TSX_LOADER], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
+    child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+    child.on('message', (message: unknown) => {
+      const m = message as { type?: string };
+      if (m.type === 'ready') child.send(job);
+      else if (m.type === 'done' || m.type === 'failed') reply = message as ExportJobReply;
+    });
+    child.on('exit', (code, signal) => {
+      resolve(reply ?? { type: 'failed', name: 'Error', message: `the export process ended (${signal ?? `code ${code}`}) without a result${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' ')}` : ''}` });
+    });
+  });
+}
+
+/**
+ * What this job uses of app/export (exportRunWithArtifacts in app/export/store.ts). app/export is built alongside
+ * this host, so it is loaded by a computed specifier and typed here by the part used: the host compiles and runs
+ * (answering that exports are not installed) in a tree without it.
+ */
+interface ExportStoreModule {
+  exportRunWithArtifacts(
+    store: unknown,
+    runId: string,
+    options: { checkpoint: string; formats: readonly ExportFormat[]; outDir: string; force: boolean },
+  ): Promise<{ result: { outDir: string; report: unknown }; artifacts: readonly { id: number }[] }>;
+}
+const EXPORT_STORE_MODULE = '../export/store.ts';
+
+async function child(job: ExportJob): Promise<ExportJobReply> {
+  const [{ initBackend }, { openStore }, { exportRunWithArtifacts }] = await Promise.all([
+    import('../../engine/backends/index.ts'),
+    import('../store/index.ts'),
+    import(EXPORT_STORE_MODULE) as Promise<ExportStoreModule>,
+  ]);
+  await initBackend(job.backend);
+  const store = openStore(job.databasePath);
+  try {
+    const { result, artifacts } = await exportRunWithArtifacts(store, job.runId, {
+      checkpoint: job.checkpoint,
+      formats: [job.format],
+      outDir: job.outDir,
+      force: job.force,
+    });
+    return { type: 'done', outDir: result.outDir, artifactId: artifacts[0]?.id ?? null, report: JSON.parse(JSON.stringify(result.report)) as Extract<ExportJobReply, { type: 'done' }>['report'] };
+  } finally {
+    store.close();
+  }
+}
+
+if (process.argv[1] === SELF && process.send) {
+  process.on('disconnect', () => process.exit(0));
+  process.once('message', (job: ExportJob) => {
+    child(job).then(
+      (reply) => process.send!(reply, () => process.exit(0)),
+      (error: Error & { code?: unknown }) => {
+        const reply: ExportJobReply = { type: 'failed', name: error.name, message: error.message, ...(typeof error.code === 'string' ? { code: error.code } : {}) };
+        process.send!(reply, () => process.exit(1));
+      },
+    );
+  });
+  process.send({ type: 'ready' });
+}

@@ -1,0 +1,441 @@
+/**
+ * The app's services behind the API contract (app/contract.ts): the store, the run manager and the exporter, with
+ * one handler per method. The Electron main process and the headless host (`lrnet serve`) both create them here,
+ * so the desktop app and the browser UI behave the same.
+ *
+ * `call()` is the only entry point a transport uses: it validates the method and payload against the contract's
+ * schemas, runs the handler and turns expected failures (unknown run, invalid configuration, a run that cannot be
+ * resumed) into `{ ok: false, error }` values. Anything unexpected is logged and answered with code 'internal'.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  validateCall,
+  EXPORT_FORMATS,
+  type ApiError,
+  type ApiResult,
+  type AppInfo,
+  type ExportFormat,
+  type ExportOutcome,
+  type Handlers,
+  type LiveEvent,
+  type LogLine,
+  type Method,
+  type Request,
+  type Response,
+  type RunDetail as WireRunDetail,
+  type TrainingConfig as WireTrainingConfig,
+  type TrainingEvent as WireTrainingEvent,
+  type MetricSeries as WireMetricSeries,
+  type ConfigDiff as WireConfigDiff,
+  type RunListRow as WireRunListRow,
+} from './contract.ts';
+import { ARCHITECTURES } from '../engine/models.ts';
+import { BACKEND_CHOICES, type BackendChoice } from '../engine/backends/index.ts';
+import { DATASET_NAMES } from '../engine/data/index.ts';
+import { ConfigError, PRESETS, validateConfig, type TrainingConfig } from '../engine/config.ts';
+import type { TrainingEvent } from '../engine/train.ts';
+import { defaultDatabasePath, openStore, StoreError, type Store, type RunDetail, type MetricSeries, type ConfigDiff, type RunListRow } from './store/index.ts';
+import { createRunManager, mergeConfig, runFolder, APP_VERSION } from './runs/manager.ts';
+import { runExportJob } from './host/export-job.ts';
+import { RunManagerError, type DeepPartial, type RunEvent, type RunManager, type RunManagerOptions } from './runs/types.ts';
+
+// The wire types in the contract must keep describing what the store and the engine produce. Each line fails to
+// compile when a field is renamed or retyped on either side.
+type Assignable<From, To> = [From] extends [To] ? true : never;
+const _wireTypesFit: [
+  Assignable<TrainingConfig, WireTrainingConfig>,
+  Assignable<WireTrainingConfig, TrainingConfig>,
+  Assignable<RunDetail, WireRunDetail>,
+  Assignable<TrainingEvent, WireTrainingEvent>,
+  Assignable<MetricSeries, WireMetricSeries>,
+  Assignable<ConfigDiff, WireConfigDiff>,
+  Assignable<RunListRow, WireRunListRow>,
+  Assignable<RunEvent, LiveEvent>,
+] = [true, true, true, true, true, true, true, true];
+void _wireTypesFit;
+
+/** The preset the New-run page opens with: the README's "ready-made MNIST default". */
+export const DEFAULT_PRESET = 'mnist-ternary-quick';
+
+/** An expected failure a handler reports; call() turns it into `{ ok: false, error }`. */
+export class ApiFailure extends Error {
+  override name = 'ApiFailure';
+  constructor(
+    readonly code: ApiError['code'],
+    message: string,
+    readonly problems?: readonly string[],
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The exporter as the services use it. app/export provides the real one; tests may pass their own. Formats it does
+ * not list are answered 'unavailable'.
+ */
+export interface Exporter {
+  readonly formats: readonly ExportFormat[];
+  /** Writes `format` into `destination` (replacing an earlier export there when `force`). */
+  exportRun(request: { store: Store; runId: string; format: ExportFormat; destination: string; force: boolean }): Promise<ExportOutcome>;
+}
+
+export interface ServicesOptions {
+  /** 'electron' for the desktop app, 'browser' for `lrnet serve`. */
+  readonly shell: AppInfo['shell'];
+  /** Default: defaultDatabasePath() (under $LRNET_HOME when set). */
+  readonly databasePath?: string;
+  /** Checkpoints and exports; default: the database's folder. */
+  readonly dataFolder?: string;
+  /** Runs training at once (default: $LRNET_CONCURRENCY, else half the cores, at least 1). */
+  readonly concurrency?: number;
+  /** The native folder picker (Electron); without it dialog.pickFolder answers 'unavailable'. */
+  readonly pickFolder?: (purpose: Request<'dialog.pickFolder'>['purpose'], defaultPath?: string) => Promise<string | null>;
+  /** Default: app/export in a child process (no formats when app/export is not installed). */
+  readonly exporter?: Exporter;
+  /** Default: createRunManager (a child process per run). */
+  readonly createRunManager?: (options: RunManagerOptions) => RunManager;
+}
+
+export interface AppServices {
+  readonly info: AppInfo;
+  readonly store: Store;
+  readonly runs: RunManager;
+  readonly handlers: Handlers;
+  /** Validates and runs one call; never throws. */
+  call(method: unknown, payload: unknown): Promise<ApiResult<unknown>>;
+  subscribe(listener: (event: LiveEvent) => void): () => void;
+  /** Stops running runs (each resumable later) and closes the store. */
+  close(): Promise<void>;
+}
+
+/** Lines kept per run in the in-memory log; older history is rebuilt from the store. */
+const LOG_LINES_PER_RUN = 400;
+
+function defaultConcurrency(): number {
+  const fromEnv = Number(process.env['LRNET_CONCURRENCY']);
+  if (Number.isInteger(fromEnv) && fromEnv >= 1) return fromEnv;
+  return Math.max(1, Math.floor(os.availableParallelism() / 2));
+}
+
+/** Whether app/export is part of this build (it is developed separately and may be absent). */
+function exportsInstalled(): boolean {
+  return existsSync(fileURLToPath(new URL('./export/store.ts', import.meta.url)));
+}
+
+const percentText = (x: number | undefined) => (x === undefined ? '?' : `${(100 * x).toFixed(2)}%`);
+
+/**
+ * The default exporter: app/export in a child process (see host/export-job.ts), from the run's last checkpoint,
+ * recording one artifact per export.
+ */
+function jobExporter(databasePath: string): Exporter {
+  return {
+    formats: exportsInstalled() ? EXPORT_FORMATS : [],
+    async exportRun({ store, runId, format, destination, force }) {
+      const run = store.getRun(runId);
+      const checkpoint = run.checkpoints.find((c) => c.id === run.lastCheckpointId) ?? run.checkpoints[run.checkpoints.length - 1];
+      if (!checkpoint) throw new ApiFailure('conflict', `Run ${run.name} has no checkpoint yet: export it once it has trained.`);
+      const backend = (BACKEND_CHOICES as readonly string[]).includes(run.backend ?? '') ? (run.backend as BackendChoice) : 'auto';
+      const reply = await runExportJob({ databasePath, runId, checkpoint: checkpoint.path, format, outDir: destination, force, backend });
+      if (reply.type === 'failed') {
+        throw new ApiFailure(reply.code === 'not-finished' || reply.code === 'exists' ? 'conflict' : 'export-failed', reply.message);
+      }
+      const f = reply.report.formats[format];
+      const v = f?.verification;
+      const summary = v
+        ? `${v.consumer ?? format}: top-1 agreement ${percentText(v.top1Agreement)} on ${v.images ?? '?'} test images, max |diff| ${v.maxAbsDiff?.toExponential(2) ?? '?'} (tolerance ${v.tolerance ?? '?'}), accuracy ${percentText(v.accuracy)}${v.error ? `; ${v.error}` : ''}`
+        : 'the exporter reported no verification for this format';
+      const { formats: _formats, ...rest } = reply.report;
+      return {
+        runId,
+        format,
+        path: path.resolve(reply.outDir, f?.dir ?? format),
+        artifactId: reply.artifactId,
+        verification: { passed: v?.passed === true, summary },
+        report: { ...f, net: rest['net'], totals: rest['totals'], reference: (rest['verification'] as { reference?: unknown } | undefined)?.reference },
+      };
+    },
+  };
+}
+
+/** A run's log: what the app saw while it ran (kept in memory) after what the store recorded. */
+class RunLogs {
+  private readonly lines = new Map<string, LogLine[]>();
+
+  add(runId: string, level: LogLine['level'], text: string): void {
+    let list = this.lines.get(runId);
+    if (!list) this.lines.set(runId, (list = []));
+    list.push({ time: Date.now(), level, text });
+    if (list.length > LOG_LINES_PER_RUN) list.splice(0, list.length - LOG_LINES_PER_RUN);
+  }
+
+  drop(runId: string): void {
+    this.lines.delete(runId);
+  }
+
+  record(event: RunEvent): void {
+    if (event.type === 'run-deleted') return this.drop(event.runId);
+    if (event.type === 'run-status') {
+      const level = event.status === 'failed' ? 'error' : event.status === 'interrupted' ? 'warn' : 'info';
+      return this.add(event.runId, level, `status: ${event.status}${event.error ? ` (${event.error})` : ''}`);
+    }
+    const e = event.event;
+    const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+    switch (e.type) {
+      case 'start':
+        this.add(event.runId, 'info', `${e.resumedFromStep > 0 ? `resumed at step ${e.resumedFromStep}` : 'started'}: ${e.totalSteps} steps on ${e.backend.name} (${e.backend.adapter}), ${e.dataset.name} with ${e.trainImages} training, ${e.validationImages} validation and ${e.testImages} test images`);
+        for (const note of e.backend.notes) this.add(event.runId, 'warn', note);
+        return;
+      case 'phase':
+        return this.add(event.runId, 'info', `phase ${e.phase}: ${e.epochs} epoch${e.epochs === 1 ? '' : 's'} of ${e.stepsPerEpoch} steps`);
+      case 'epoch':
+        return this.add(event.runId, 'info', `${e.phase} epoch ${e.epoch} done at step ${e.step}: mean loss ${e.meanLoss.toFixed(4)}, training accuracy ${pct(e.trainAccuracy)}`);
+      case 'evaluation':
+        return this.add(event.runId, 'info', e.phase === 'pretrain'
+          ? `full-precision evaluation at step ${e.step}: test ${pct(e.fullPrecision.test)}, validation ${pct(e.fullPrecision.validation)}`
+          : `discrete evaluation at step ${e.step}: argmax ${pct(e.discrete.test.argmax)}, sampled mean ${pct(e.discrete.test.sampledMean)}, selected ${pct(e.discrete.test.selected)}, expected ${pct(e.discrete.test.expected)} (test)`);
+      case 'checkpoint':
+        return this.add(event.runId, 'info', `checkpoint at step ${e.step} (${(e.bytes / 1024).toFixed(0)} KiB)`);
+      case 'step':
+      case 'evaluating':
+        return;
+    }
+  }
+
+  /** The store's record of the run as log lines, then the live lines (which start where the app first saw it). */
+  for(run: RunDetail): LogLine[] {
+    const history: LogLine[] = [{ time: run.createdAt, level: 'info', text: `created (${run.preset ?? 'custom'}, seed ${run.seed})` }];
+    if (run.startedAt !== null) history.push({ time: run.startedAt, level: 'info', text: `first started${run.backend ? ` on ${run.backend}` : ''}${run.adapter ? ` (${run.adapter})` : ''}` });
+    for (const c of run.checkpoints) history.push({ time: c.createdAt, level: 'info', text: `checkpoint at step ${c.step} (${(c.bytes / 1024).toFixed(0)} KiB)` });
+    for (const e of run.evaluations) {
+      const t = e.test;
+      const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(2)}%`);
+      history.push({ time: e.createdAt, level: 'info', text: `discrete evaluation at step ${e.step}: argmax ${pct(t.argmax)}, sampled mean ${pct(t.sampledMean)}, selected ${pct(t.selected)}, expected ${pct(t.expected)} (test)` });
+    }
+    for (const n of run.notes) history.push({ time: n.createdAt, level: 'info', text: `note: ${n.text}` });
+    if (run.finishedAt !== null) {
+      history.push({ time: run.finishedAt, level: run.status === 'failed' ? 'error' : 'info', text: `${run.status}${run.error ? `: ${run.error}` : ''}` });
+    }
+    const live = this.lines.get(run.id) ?? [];
+    const firstLive = live[0]?.time ?? Infinity;
+    return [...history.filter((l) => l.time < firstLive).sort((a, b) => a.time - b.time), ...live];
+  }
+}
+
+/** Maps an error thrown by a handler to the value the client receives. */
+export function toApiError(error: unknown): ApiError | undefined {
+  if (error instanceof ApiFailure) return { code: error.code, message: error.message, ...(error.problems ? { problems: error.problems } : {}) };
+  if (error instanceof ConfigError) return { code: 'invalid-config', message: 'The training configuration is invalid: fix the fields listed.', problems: error.problems };
+  if (error instanceof StoreError) {
+    const code = error.code === 'not-found' || error.code === 'ambiguous-id' || error.code === 'closed' ? error.code : 'conflict';
+    return { code, message: error.message };
+  }
+  if (error instanceof RunManagerError) return { code: error.code === 'closed' ? 'closed' : 'conflict', message: error.message };
+  return undefined;
+}
+
+/** Creates the services: opens the store, marks runs a dead process left 'running' as interrupted, starts the run manager. */
+export async function createServices(options: ServicesOptions): Promise<AppServices> {
+  const databasePath = path.resolve(options.databasePath ?? defaultDatabasePath());
+  const dataFolder = path.resolve(options.dataFolder ?? path.dirname(databasePath));
+  mkdirSync(dataFolder, { recursive: true });
+  const store = openStore(databasePath);
+  const interrupted = store.markInterruptedRuns();
+  const concurrency = options.concurrency ?? defaultConcurrency();
+  const runs = (options.createRunManager ?? createRunManager)({ store, dataFolder, concurrency });
+  const exporter = options.exporter ?? jobExporter(databasePath);
+  const listeners = new Set<(event: LiveEvent) => void>();
+  const logs = new RunLogs();
+  for (const id of interrupted) logs.add(id, 'warn', 'marked interrupted: the process that ran it is gone; resume continues from its last checkpoint');
+
+  const emit = (event: LiveEvent): void => {
+    for (const listener of listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        process.stderr.write(`lrnet: a live event listener threw: ${(error as Error).message}\n`);
+      }
+    }
+  };
+  const unsubscribeRuns = runs.subscribe((event) => {
+    logs.record(event);
+    emit(event);
+  });
+
+  const info: AppInfo = {
+    version: APP_VERSION,
+    shell: options.shell,
+    databasePath,
+    dataFolder,
+    defaultPreset: DEFAULT_PRESET,
+    presets: PRESETS,
+    architectures: ARCHITECTURES,
+    datasets: DATASET_NAMES,
+    backends: BACKEND_CHOICES,
+    exportFormats: exporter.formats,
+    nativeDialogs: options.pickFolder !== undefined,
+    concurrency,
+  };
+
+  /** A run's discrete kind, read once from its configuration (configurations never change). */
+  const kinds = new Map<string, string | null>();
+  const kindOf = (id: string): string | null => {
+    let kind = kinds.get(id);
+    if (kind === undefined) {
+      const config = store.getRun(id).config as { kind?: unknown };
+      kind = typeof config.kind === 'string' ? config.kind : null;
+      kinds.set(id, kind);
+    }
+    return kind;
+  };
+
+  const asConfig = (value: Record<string, unknown>): TrainingConfig => value as unknown as TrainingConfig;
+
+  const handlers: Handlers = {
+    'app.info': async () => info,
+    'config.validate': async ({ config }) => {
+      try {
+        validateConfig(asConfig(config));
+        return { problems: [] };
+      } catch (error) {
+        if (error instanceof ConfigError) return { problems: error.problems };
+        throw error;
+      }
+    },
+    'runs.list': async (query) => {
+      const list = store.listRuns({ metric: 'test/argmax', ...query, limit: query.limit ?? 200 });
+      return { total: list.total, rows: list.rows.map((row) => ({ ...row, kind: kindOf(row.id) })) };
+    },
+    'runs.get': async ({ id }) => store.getRun(id),
+    'runs.getMany': async ({ ids }) => ids.map((id) => store.getRun(id)),
+    'runs.series': async ({ runIds, keys, maxPoints, fromStep }) => {
+      const series: MetricSeries[] = [];
+      for (const id of runIds) {
+        for (const key of keys) {
+          series.push(store.metricSeries(id, key, { maxPoints: maxPoints ?? 2000, ...(fromStep !== undefined ? { fromStep } : {}) }));
+        }
+      }
+      return series;
+    },
+    'runs.configDiff': async ({ runIds }) => store.configDiff(runIds),
+    'runs.log': async ({ id }) => ({ lines: logs.for(store.getRun(id)) }),
+    'runs.start': async ({ runs: requests }) => {
+      // Validate every configuration first, so a batch is queued whole or not at all.
+      const problems: string[] = [];
+      requests.forEach((r, i) => {
+        try {
+          validateConfig(asConfig(r.config));
+        } catch (error) {
+          if (!(error instanceof ConfigError)) throw error;
+          problems.push(...error.problems.map((p) => (requests.length > 1 ? `run ${i + 1}: ${p}` : p)));
+        }
+      });
+      if (problems.length > 0) throw new ApiFailure('invalid-config', 'The training configuration is invalid: fix the fields listed.', problems);
+      const ids: string[] = [];
+      for (const r of requests) {
+        ids.push(await runs.start({ config: asConfig(r.config), ...(r.name ? { name: r.name } : {}), ...(r.tags ? { tags: [...r.tags] } : {}) }));
+      }
+      return { ids };
+    },
+    'runs.stop': async ({ id }) => {
+      await runs.stop(store.resolveRunId(id));
+      return null;
+    },
+    'runs.resume': async ({ id }) => {
+      await runs.resume(store.resolveRunId(id));
+      return null;
+    },
+    'runs.clone': async ({ id, changes, name }) => {
+      const source = store.getRun(id);
+      // Validate the merged configuration here too, so problems come back as a list rather than one message.
+      validateConfig(mergeConfig<TrainingConfig>(source.config as unknown as TrainingConfig, changes as DeepPartial<TrainingConfig> | undefined));
+      return { id: await runs.clone(source.id, (changes ?? {}) as DeepPartial<TrainingConfig>, name) };
+    },
+    'runs.delete': async ({ id }) => {
+      const full = store.resolveRunId(id);
+      await runs.delete(full);
+      kinds.delete(full);
+      return null;
+    },
+    'runs.tag': async ({ id, tag, remove }) => {
+      const full = store.resolveRunId(id);
+      if (remove) store.removeTag(full, tag);
+      else store.addTag(full, tag);
+      emit({ type: 'run-updated', runId: full });
+      return { tags: store.getRun(full).tags };
+    },
+    'runs.note': async ({ id, text }) => {
+      const note = store.addNote(id, text);
+      emit({ type: 'run-updated', runId: note.runId });
+      return note;
+    },
+    'export.run': async ({ runId, format, destination }) => {
+      if (!exporter.formats.includes(format)) {
+        throw new ApiFailure('unavailable', exporter.formats.length ? `This build cannot export to ${format}; available: ${exporter.formats.join(', ')}.` : 'Exports are not installed in this build.');
+      }
+      const full = store.resolveRunId(runId);
+      const run = store.getRun(full);
+      if (run.status !== 'completed' && run.lastCheckpointId === null) {
+        throw new ApiFailure('conflict', `Run ${run.name} has no checkpoint yet: export it once it has trained.`);
+      }
+      // The run's own export folder is the app's to replace; a folder the person named is not.
+      const folder = path.resolve(destination ?? path.join(runFolder(dataFolder, full), 'exports', format));
+      emit({ type: 'export-status', runId: full, format, status: 'running' });
+      try {
+        const outcome = await exporter.exportRun({ store, runId: full, format, destination: folder, force: destination === undefined });
+        emit({ type: 'export-status', runId: full, format, status: outcome.verification.passed ? 'done' : 'failed', message: outcome.verification.summary });
+        return outcome;
+      } catch (error) {
+        emit({ type: 'export-status', runId: full, format, status: 'failed', message: (error as Error).message });
+        throw toApiError(error) ? error : new ApiFailure('export-failed', `Export to ${format} failed: ${(error as Error).message}`);
+      }
+    },
+    'dialog.pickFolder': async ({ purpose, defaultPath }) => {
+      if (!options.pickFolder) throw new ApiFailure('unavailable', 'Native dialogs exist only in the desktop app: type the folder path instead.');
+      return { path: await options.pickFolder(purpose, defaultPath) };
+    },
+  };
+
+  let closed: Promise<void> | undefined;
+  return {
+    info,
+    store,
+    runs,
+    handlers,
+    async call(method, payload) {
+      const checked = validateCall(method, payload);
+      if (!checked.ok) return checked;
+      const handler = handlers[checked.value.method] as (request: unknown) => Promise<unknown>;
+      try {
+        return { ok: true, value: await handler(checked.value.payload) };
+      } catch (error) {
+        const expected = toApiError(error);
+        if (expected) return { ok: false, error: expected };
+        process.stderr.write(`lrnet: ${String(method)} failed unexpectedly: ${(error as Error)?.stack ?? String(error)}\n`);
+        return { ok: false, error: { code: 'internal', message: `${String(method)} failed unexpectedly: ${(error as Error)?.message ?? String(error)}` } };
+      }
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    close() {
+      closed ??= (async () => {
+        try {
+          await runs.close();
+        } finally {
+          unsubscribeRuns();
+          listeners.clear();
+          store.close();
+        }
+      })();
+      return closed;
+    },
+  };
+}
+
+/** Narrows a method's response type for callers that know which method they called. */
+export type ResponseOf<M extends Method> = Response<M>;
