@@ -69,45 +69,42 @@ export function moments(kind: DiscreteKind, logits: DiscreteLogits): { mean: Ten
   });
 }
 
-/** Reads the three probabilities into arrays (same flat order as the weight tensor). */
-function probabilityArrays(kind: DiscreteKind, logits: DiscreteLogits): [Float32Array, Float32Array, Float32Array] {
-  const p = probabilities(kind, logits);
-  const out: [Float32Array, Float32Array, Float32Array] = [
-    p.minus.dataSync() as Float32Array,
-    p.zero.dataSync() as Float32Array,
-    p.plus.dataSync() as Float32Array,
-  ];
-  tf.dispose([p.minus, p.zero, p.plus]);
-  return out;
-}
-
-/** Draws one discrete weight tensor, every weight independently from its distribution, from a seeded generator. */
+/**
+ * Draws one discrete weight tensor, every weight independently from its distribution. The uniform draws come from
+ * the seeded generator (one per weight, in the tensor's flat order); the comparison runs as tensor ops, so no
+ * backend has to read data back synchronously (WebGPU in Node cannot).
+ */
 export function sampleWeights(kind: DiscreteKind, logits: DiscreteLogits, rng: Random): Tensor {
-  const [minus, zero] = probabilityArrays(kind, logits);
-  const values = new Float32Array(minus.length);
-  for (let i = 0; i < values.length; i++) {
-    const u = rng.next();
-    values[i] = u < minus[i]! ? -1 : u < minus[i]! + zero[i]! ? 0 : 1;
-  }
-  return tf.tensor(values, logits.a.shape);
+  const uniform = new Float32Array(logits.a.size);
+  for (let i = 0; i < uniform.length; i++) uniform[i] = rng.next();
+  return tf.tidy(() => {
+    const p = probabilities(kind, logits);
+    const u = tf.tensor(uniform, logits.a.shape);
+    const belowMinus = tf.less(u, p.minus);
+    const belowZero = tf.less(u, tf.add(p.minus, p.zero));
+    const ones = tf.onesLike(u);
+    return tf.where(belowMinus, tf.neg(ones), tf.where(belowZero, tf.zerosLike(u), ones));
+  });
 }
 
 /** The most probable value of every weight: a deterministic discrete network. Ties go to 0, then to +1. */
 export function argmaxWeights(kind: DiscreteKind, logits: DiscreteLogits): Tensor {
-  const [minus, zero, plus] = probabilityArrays(kind, logits);
-  const values = new Float32Array(minus.length);
-  for (let i = 0; i < values.length; i++) values[i] = mostProbableValue(kind, minus[i]!, zero[i]!, plus[i]!);
-  return tf.tensor(values, logits.a.shape);
+  return tf.tidy(() => {
+    const p = probabilities(kind, logits);
+    const ones = tf.onesLike(p.plus);
+    const sign = tf.where(tf.greaterEqual(p.plus, p.minus), ones, tf.neg(ones));
+    if (kind === 'binary') return sign;
+    const zeroWins = tf.logicalAnd(tf.greaterEqual(p.zero, p.minus), tf.greaterEqual(p.zero, p.plus));
+    return tf.where(zeroWins, tf.zerosLike(sign), sign);
+  });
 }
 
-function mostProbableValue(kind: DiscreteKind, minus: number, zero: number, plus: number): -1 | 0 | 1 {
-  if (kind === 'ternary' && zero >= minus && zero >= plus) return 0;
-  return plus >= minus ? 1 : -1;
-}
-
-function logit(p: number): number {
-  const clipped = Math.min(INIT.logitClipHigh, Math.max(INIT.logitClipLow, p));
-  return Math.log(clipped / (1 - clipped));
+/** log(p / (1 - p)) after clipping p to [1e-4, 0.9999]. */
+function logit(p: Tensor): Tensor {
+  return tf.tidy(() => {
+    const clipped = tf.clipByValue(p, INIT.logitClipLow, INIT.logitClipHigh);
+    return tf.log(tf.div(clipped, tf.sub(1, clipped)));
+  });
 }
 
 /**
@@ -115,37 +112,25 @@ function logit(p: number): number {
  * W = clip(W_fp / std(W_fp), -1, 1), then the probabilities are chosen so that E[w] = W where no clip applied.
  */
 export function logitsFromFullPrecision(kind: DiscreteKind, weights: Tensor): { a: Tensor; c?: Tensor } {
-  const w = weights.dataSync() as Float32Array;
-  let mean = 0;
-  for (const v of w) mean += v;
-  mean /= w.length;
-  let sq = 0;
-  for (const v of w) sq += (v - mean) * (v - mean);
-  const std = Math.sqrt(sq / w.length) || 1;
-  const a = new Float32Array(w.length);
-  const c = kind === 'ternary' ? new Float32Array(w.length) : undefined;
-  const { pMax, pMin } = INIT;
-  for (let i = 0; i < w.length; i++) {
-    const x = Math.min(1, Math.max(-1, w[i]! / std));
+  return tf.tidy(() => {
+    const { pMax, pMin } = INIT;
+    const { variance } = tf.moments(weights);
+    // A constant layer has std 0: divide by 1 instead, as the JavaScript reference did.
+    const std = tf.where(tf.greater(variance, 0), tf.sqrt(variance), tf.onesLike(variance));
+    const w = tf.clipByValue(tf.div(weights, std), -1, 1);
     if (kind === 'binary') {
-      a[i] = logit(Math.min(pMax, Math.max(pMin, 0.5 * (1 + x))));
-    } else {
-      const p0 = pMax - (pMax - pMin) * Math.abs(x);
-      const q = Math.min(pMax, Math.max(pMin, 0.5 * (1 + x / (1 - p0))));
-      c![i] = logit(p0);
-      a[i] = logit(q);
+      return { a: logit(tf.clipByValue(tf.mul(0.5, tf.add(1, w)), pMin, pMax)) };
     }
-  }
-  return {
-    a: tf.tensor(a, weights.shape),
-    ...(c ? { c: tf.tensor(c, weights.shape) } : {}),
-  };
+    const p0 = tf.sub(pMax, tf.mul(pMax - pMin, tf.abs(w)));
+    const q = tf.clipByValue(tf.mul(0.5, tf.add(1, tf.div(w, tf.sub(1, p0)))), pMin, pMax);
+    return { a: logit(q), c: logit(p0) };
+  });
 }
 
 /** Logits of the weak start without pretraining: ternary p0 = 0.33, q = 0.5; binary p = 0.5. */
 export function defaultLogits(kind: DiscreteKind, shape: number[]): { a: Tensor; c?: Tensor } {
   const a = tf.zeros(shape);
-  return kind === 'binary' ? { a } : { a, c: tf.fill(shape, logit(0.33)) };
+  return kind === 'binary' ? { a } : { a, c: tf.fill(shape, Math.log(0.33 / 0.67)) };
 }
 
 /**
@@ -172,23 +157,20 @@ export interface WeightStatistics {
   readonly meanEntropyBits: number;
 }
 
-export function weightStatistics(kind: DiscreteKind, logits: DiscreteLogits): WeightStatistics {
-  const [minus, zero, plus] = probabilityArrays(kind, logits);
+export async function weightStatistics(kind: DiscreteKind, logits: DiscreteLogits): Promise<WeightStatistics> {
+  const p = probabilities(kind, logits);
+  const argmax = argmaxWeights(kind, logits);
+  const [minus, zero, plus, values] = (await Promise.all([p.minus.data(), p.zero.data(), p.plus.data(), argmax.data()])) as Float32Array[];
+  tf.dispose([p.minus, p.zero, p.plus, argmax]);
   let nMinus = 0;
   let nZero = 0;
-  let nPlus = 0;
   let entropy = 0;
-  const h = (p: number) => (p > 0 ? -p * Math.log2(p) : 0);
-  for (let i = 0; i < minus.length; i++) {
-    const m = minus[i]!;
-    const z = zero[i]!;
-    const p = plus[i]!;
-    const value = mostProbableValue(kind, m, z, p);
-    if (value === 0) nZero++;
-    else if (value === 1) nPlus++;
-    else nMinus++;
-    entropy += h(m) + h(z) + h(p);
+  const h = (q: number) => (q > 0 ? -q * Math.log2(q) : 0);
+  for (let i = 0; i < values!.length; i++) {
+    if (values![i] === -1) nMinus++;
+    else if (values![i] === 0) nZero++;
+    entropy += h(minus![i]!) + h(zero![i]!) + h(plus![i]!);
   }
-  const n = minus.length;
-  return { fractionMinus: nMinus / n, fractionZero: nZero / n, fractionPlus: nPlus / n, meanEntropyBits: entropy / n };
+  const n = values!.length;
+  return { fractionMinus: nMinus / n, fractionZero: nZero / n, fractionPlus: (n - nMinus - nZero) / n, meanEntropyBits: entropy / n };
 }

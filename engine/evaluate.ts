@@ -232,12 +232,15 @@ export async function evaluateDiscrete(
   sampled.forEach((s, i) => {
     if (s.validation > sampled[selectedSample]!.validation) selectedSample = i;
   });
-  const layers = discreteLayers.map((l) => ({
-    layer: l.name,
-    kind: options.kind,
-    weights: l.shape.reduce((a, b) => a * b, 1),
-    ...weightStatistics(options.kind, logitsOf(params, l.name)),
-  }));
+  const layers: LayerWeightStatistics[] = [];
+  for (const l of discreteLayers) {
+    layers.push({
+      layer: l.name,
+      kind: options.kind,
+      weights: l.shape.reduce((a, b) => a * b, 1),
+      ...(await weightStatistics(options.kind, logitsOf(params, l.name))),
+    });
+  }
   return {
     test: summarize(sampled.map((s) => s.test), argmax.test, expected.test, selectedSample),
     validation: summarize(sampled.map((s) => s.validation), argmax.validation, expected.validation, selectedSample),

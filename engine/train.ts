@@ -281,8 +281,12 @@ export async function train(
           fillBatch(dataset.train, batch, dataset.normalization, dataset.augmentation !== 'none', augmentRng, input);
           const labels = new Int32Array(batch.length);
           fillLabels(dataset.train, batch, labels);
-          const result = trainStep(model, params, adam, config, phase, input, labels, [batch.length, height, width, channels], dataset.numClasses, globalStep, learningRate);
-          const [loss, crossEntropy, correct] = await result;
+          const [loss, crossEntropy, correct] = await trainStep(
+            model, params, adam, config, phase, input, labels, [batch.length, height, width, channels], dataset.numClasses, globalStep, learningRate,
+          );
+          // On the cpu and wasm backends every await above resolves at once; yielding to the event loop lets timers,
+          // signal handlers and messages (a stop request, a metrics flush) run between steps.
+          await new Promise<void>((resolve) => setImmediate(resolve));
           globalStep++;
           if (!Number.isFinite(loss)) {
             throw new TrainingError(

@@ -81,7 +81,7 @@ describe.each(['binary', 'ternary'] as const)('%s weight distribution', (kind) =
     expect(Array.from(a)).not.toEqual(Array.from(c));
   });
 
-  it('takes the most probable value as the argmax weight and counts it in the statistics', () => {
+  it('takes the most probable value as the argmax weight and counts it in the statistics', async () => {
     const logits = randomLogits(kind, [500], 5);
     const w = argmaxWeights(kind, logits).dataSync();
     const p = probabilities(kind, logits);
@@ -93,7 +93,7 @@ describe.each(['binary', 'ternary'] as const)('%s weight distribution', (kind) =
       expect(chosen).toBe(best);
       counts = { ...counts, [String(w[i])]: counts[String(w[i])]! + 1 };
     }
-    const stats = weightStatistics(kind, logits);
+    const stats = await weightStatistics(kind, logits);
     expect(stats.fractionMinus).toBeCloseTo(counts['-1']! / 500, 10);
     expect(stats.fractionZero).toBeCloseTo(counts['0']! / 500, 10);
     expect(stats.fractionPlus).toBeCloseTo(counts['1']! / 500, 10);
