@@ -26,6 +26,8 @@ import { isDatasetError } from '../../engine/data/index.ts';
 import { StoreError } from '../store/index.ts';
 import { RunManagerError } from '../runs/types.ts';
 import { TrainingFailedError } from '../runs/thread.ts';
+import { serveCommand, SERVE_USAGE } from '../host/command.ts';
+import { dataCommand, DATA_USAGE } from './data.ts';
 
 const USAGE = `usage: lrnet COMMAND [options]
 
@@ -38,6 +40,8 @@ commands:
   rm         delete runs and their files
   tag        add (or --remove) tags
   note       add a note to a run
+  serve      the experiment manager's UI in a browser, on 127.0.0.1 behind a token
+  data       download data sets (mnist, fashion-mnist, cifar10) and list them
 
 Runs live in one SQLite database, by default in the per-user data folder (LRNET_HOME overrides it; --db picks
 another file). RUN is a run id or any unique prefix of one.
@@ -53,6 +57,8 @@ const COMMANDS: Record<string, { usage: string; run: (args: readonly string[]) =
   rm: { usage: RM_USAGE, run: rmCommand },
   tag: { usage: TAG_USAGE, run: tagCommand },
   note: { usage: NOTE_USAGE, run: noteCommand },
+  serve: { usage: SERVE_USAGE, run: serveCommand },
+  data: { usage: DATA_USAGE, run: dataCommand },
 };
 
 /** Runs the CLI with the given arguments (without "node lrnet"); returns the exit code. */

@@ -24,7 +24,8 @@ import { RunRecorder } from '../runs/recorder.ts';
 import { startTrainingThread } from '../runs/thread.ts';
 import type { WorkerResult } from '../runs/protocol.ts';
 import { APP_VERSION, checkpointFolder } from '../runs/manager.ts';
-import type { Store } from '../store/index.ts';
+import { defaultDataFolder, type Store } from '../store/index.ts';
+import { resolveDatasetPath } from '../data/registry.ts';
 
 export { UsageError };
 
@@ -140,11 +141,21 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
     problems.push('--data: the bundled mnist-sample needs no folder; use --dataset mnist with --data DIR');
   }
 
+  // Without --data, a named data set comes from the data folder, where `lrnet data download NAME` puts it.
+  let dataPath = v.data !== undefined ? path.resolve(v.data) : undefined;
+  if (dataPath === undefined && datasetName !== 'mnist-sample') {
+    try {
+      dataPath = resolveDatasetPath(datasetName, defaultDataFolder());
+    } catch (error) {
+      problems.push(`--data: ${(error as Error).message}`);
+    }
+  }
+
   const config: TrainingConfig = {
     ...base,
     dataset: {
       name: datasetName,
-      ...(v.data !== undefined ? { path: path.resolve(v.data) } : {}),
+      ...(dataPath !== undefined ? { path: dataPath } : {}),
       ...(trainLimit !== undefined ? { trainLimit } : base.dataset.trainLimit !== undefined && v.data === undefined ? { trainLimit: base.dataset.trainLimit } : {}),
       ...(testLimit !== undefined ? { testLimit } : base.dataset.testLimit !== undefined && v.data === undefined ? { testLimit: base.dataset.testLimit } : {}),
     },
