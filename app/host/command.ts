@@ -105,9 +105,17 @@ export async function serve(options: ServeOptions & { rendererDir?: string; shel
   };
 }
 
-/** `lrnet serve`: runs until SIGINT/SIGTERM; returns the exit code. */
+/** `lrnet serve`: runs until SIGINT/SIGTERM; returns the exit code (2 for wrong options, printed like the CLI's). */
 export async function serveCommand(args: readonly string[]): Promise<number> {
-  const options = parseServeArgs(args);
+  let options: ServeOptions;
+  try {
+    options = parseServeArgs(args);
+  } catch (error) {
+    if (!(error instanceof ServeUsageError)) throw error;
+    const many = error.problems.length > 1;
+    process.stderr.write(`lrnet serve: ${many ? 'invalid options:\n' : ''}${error.problems.map((p) => (many ? `  - ${p}` : p)).join('\n')}\n\nRun "lrnet serve --help" for the options.\n`);
+    return 2;
+  }
   const app = await serve(options);
   process.stdout.write(
     `lrnet serve: the experiment manager is at\n\n    ${app.host.url}\n\n` +
