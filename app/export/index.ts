@@ -1,0 +1,399 @@
+/**
+ * One-click export of a trained run's discrete net: rebuild the very net the run evaluated (argmax or the
+ * validation-selected sample), write the requested formats, run each with its real consumer on the test set and
+ * compare with the app's own `discreteLogits`, and store a report with the files.
+ *
+ * Everything is written into a hidden staging folder next to the destination and renamed into place at the end, so
+ * the destination holds a complete export or nothing. Problems found before any work (a run whose LR phase did not
+ * finish, an existing folder without `force`, an unwritable place) are ExportErrors and write nothing.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { tf } from '../../engine/tf.ts';
+import { Random } from '../../engine/random.ts';
+import { loadCheckpoint } from '../../engine/checkpoint.ts';
+import { loadDataset } from '../../engine/data/index.ts';
+import { fillBatch } from '../../engine/data/batch.ts';
+import type { Dataset, ImageSet } from '../../engine/data/types.ts';
+import { datasetSpec } from '../../engine/run.ts';
+import { loadTrainedRun, type CheckpointState, type TrainedRun } from '../../engine/train.ts';
+import { disposeParameters } from '../../engine/models.ts';
+import {
+  buildDiscreteNetwork,
+  discreteLogits,
+  disposeDiscreteNetwork,
+  type DiscreteNetChoice,
+  type DiscreteNetwork,
+} from '../../engine/discrete-net.ts';
+import {
+  type ExportFile,
+  type ExportFormat,
+  type ExportGraph,
+  type ExportReportV1,
+  type FormatReportV1,
+  type GoldenVectorsV1,
+  type VerificationResultV1,
+  EXPORT_FORMATS,
+  EXPORT_REPORT_FORMAT,
+  ExportGraphError,
+  buildExportGraph,
+  describeGraph,
+  fileBytes,
+  writeC,
+  writeOnnx,
+  writePacked,
+  writeTfjs,
+  C_FORMAT_VERSION,
+  ONNX_FORMAT_VERSION,
+  ONNX_OPSET,
+  PACKED_VERSION,
+  TFJS_FORMAT_VERSION,
+} from '../../engine/export/index.ts';
+import { type VerificationSet, verifyC, verifyOnnx, verifyPacked, verifyTfjs } from './verify.ts';
+
+export type { ExportFormat, ExportReportV1 } from '../../engine/export/index.ts';
+export { EXPORT_FORMATS } from '../../engine/export/index.ts';
+
+export type ExportErrorCode = 'not-finished' | 'exists' | 'unwritable' | 'invalid-argument' | 'unsupported';
+
+/** An expected problem with an export request, with a message a person can act on. Nothing was written. */
+export class ExportError extends Error {
+  override name = 'ExportError';
+  constructor(readonly code: ExportErrorCode, message: string) {
+    super(message);
+  }
+}
+
+export interface ExportRunOptions {
+  /** A checkpoint file of the run (its last one: the LR phase must have finished). */
+  readonly checkpoint: string;
+  /** The run's dataset, when the caller has it loaded; otherwise it is loaded from the run's configuration. */
+  readonly dataset?: Dataset;
+  readonly formats: readonly ExportFormat[] | 'all';
+  /** Destination folder; it receives one sub-folder per format, golden/ and report.json. */
+  readonly outDir: string;
+  /** Which discrete net (default 'argmax'). */
+  readonly net?: DiscreteNetChoice;
+  /** Replace an existing destination folder. */
+  readonly force?: boolean;
+  /** Verify on the first N test images (default: every test image the run evaluated on). */
+  readonly testLimit?: number;
+  /** Golden vectors shipped with the export (default 16; at most the verification images). */
+  readonly goldenCount?: number;
+  /** Ternary encoding of the packed format (default '2bit'). */
+  readonly ternaryEncoding?: '2bit' | 'base3';
+  /** Progress lines for a terminal or a log. */
+  readonly onProgress?: (message: string) => void;
+}
+
+export interface ExportResult {
+  /** The destination folder (absolute). */
+  readonly outDir: string;
+  readonly report: ExportReportV1;
+}
+
+/** What an export needs besides the net: where it came from, and the images it is verified on. */
+export interface ExportNetworkOptions extends Omit<ExportRunOptions, 'checkpoint' | 'dataset' | 'net'> {
+  /** Test images (the first testLimit are used), normalized with the net's normalization. */
+  readonly testSet: ImageSet;
+  readonly source?: ExportReportV1['source'];
+  readonly evaluated?: { readonly test?: number; readonly validation?: number; readonly batchNormImages?: number };
+}
+
+const DEFAULT_GOLDEN = 16;
+const REFERENCE_BATCH = 256;
+
+function normalizeFormats(formats: ExportRunOptions['formats']): ExportFormat[] {
+  const list = formats === 'all' ? [...EXPORT_FORMATS] : [...new Set(formats)];
+  const unknown = list.filter((f) => !EXPORT_FORMATS.includes(f));
+  if (unknown.length > 0) throw new ExportError('invalid-argument', `unknown format ${unknown.map((f) => JSON.stringify(f)).join(', ')}; choose from ${EXPORT_FORMATS.join(', ')} or all`);
+  if (list.length === 0) throw new ExportError('invalid-argument', `no format given; choose from ${EXPORT_FORMATS.join(', ')} or all`);
+  return EXPORT_FORMATS.filter((f) => list.includes(f));
+}
+
+function checkCount(name: string, value: number | undefined): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < 1)) throw new ExportError('invalid-argument', `${name} must be an integer >= 1, got ${value}`);
+}
+
+/** Refuses an existing destination without force, and a destination whose parent cannot be written. */
+function checkDestination(outDir: string, force: boolean): void {
+  if (fs.existsSync(outDir)) {
+    if (!force) throw new ExportError('exists', `${outDir} already exists; choose another folder or pass force (--force) to replace it`);
+    if (!fs.statSync(outDir).isDirectory()) throw new ExportError('exists', `${outDir} exists and is not a folder; it is not replaced`);
+  }
+  let parent = path.dirname(outDir);
+  while (!fs.existsSync(parent)) {
+    const up = path.dirname(parent);
+    if (up === parent) break;
+    parent = up;
+  }
+  try {
+    if (!fs.statSync(parent).isDirectory()) throw new Error('not a folder');
+    fs.accessSync(parent, fs.constants.W_OK);
+  } catch (error) {
+    throw new ExportError('unwritable', `cannot write into ${parent} (${(error as Error).message}); choose another output folder`);
+  }
+}
+
+/**
+ * Exports a run from one of its checkpoints. Initialize a TensorFlow.js backend first (the reference logits are
+ * computed there); returns the report, also written to `outDir/report.json`.
+ */
+export async function exportRun(options: ExportRunOptions): Promise<ExportResult> {
+  const formats = normalizeFormats(options.formats);
+  checkCount('testLimit', options.testLimit);
+  checkCount('goldenCount', options.goldenCount);
+  const choice = options.net ?? 'argmax';
+  if (choice !== 'argmax' && choice !== 'selected') throw new ExportError('invalid-argument', `net must be "argmax" or "selected", got ${JSON.stringify(choice)}`);
+  const outDir = path.resolve(options.outDir);
+  checkDestination(outDir, options.force ?? false);
+
+  let dataset = options.dataset;
+  if (!dataset) {
+    const state = loadCheckpoint<CheckpointState>(options.checkpoint).state;
+    options.onProgress?.(`loading dataset ${state.config.dataset.name}`);
+    dataset = loadDataset(datasetSpec(state.config.dataset));
+  }
+  const run: TrainedRun = loadTrainedRun(options.checkpoint, dataset);
+  let net: DiscreteNetwork | undefined;
+  try {
+    const evaluation = run.evaluation;
+    if (!run.lrFinished || !evaluation) {
+      throw new ExportError('not-finished', `${options.checkpoint} is from the ${run.phase === 'pretrain' ? 'full-precision pretraining' : 'unfinished LR'} phase (step ${run.globalStep}): ` +
+        'only a run whose LR phase finished (and was evaluated) has a discrete net to export; pass its last checkpoint');
+    }
+    options.onProgress?.(`rebuilding the ${choice} net`);
+    net = await buildDiscreteNetwork(run.config, run.model, run.parameters, dataset, evaluation, choice);
+    const accuracies = evaluation.test;
+    return await exportDiscreteNetwork(net, {
+      ...options,
+      formats,
+      outDir,
+      testLimit: options.testLimit ?? run.config.dataset.testLimit,
+      testSet: dataset.test,
+      source: {
+        checkpoint: path.resolve(options.checkpoint), preset: run.config.preset, globalStep: run.globalStep,
+        dataset: { name: dataset.identity.name, checksum: dataset.identity.checksum },
+      },
+      evaluated: {
+        test: choice === 'argmax' ? accuracies.argmax : accuracies.selected,
+        validation: choice === 'argmax' ? evaluation.validation.argmax : evaluation.validation.selected,
+        batchNormImages: evaluation.batchNormImages,
+      },
+    });
+  } finally {
+    if (net) disposeDiscreteNetwork(net);
+    disposeParameters(run.parameters);
+  }
+}
+
+/** Normalized inputs, raw pixels, labels and reference logits of the first `count` test images. */
+async function verificationSet(net: DiscreteNetwork, set: ImageSet, count: number): Promise<VerificationSet> {
+  const [h, w, c] = net.model.inputShape;
+  if (set.height !== h || set.width !== w || set.channels !== c) {
+    throw new ExportError('invalid-argument', `test images are ${set.height}x${set.width}x${set.channels}, the net takes ${h}x${w}x${c}`);
+  }
+  const per = h * w * c;
+  const indices = Int32Array.from({ length: count }, (_, i) => i);
+  const inputs = new Float32Array(count * per);
+  fillBatch(set, indices, net.normalization, false, new Random(0), inputs);
+  const k = net.model.numClasses;
+  const reference = new Float32Array(count * k);
+  for (let start = 0; start < count; start += REFERENCE_BATCH) {
+    const n = Math.min(REFERENCE_BATCH, count - start);
+    const x = tf.tensor4d(inputs.subarray(start * per, (start + n) * per), [n, h, w, c]);
+    const logits = discreteLogits(net, x);
+    reference.set(await logits.data() as Float32Array, start * k);
+    tf.dispose([x, logits]);
+  }
+  return {
+    count, inputShape: [h, w, c], numClasses: k, inputs, reference,
+    pixels: set.pixels.slice(0, count * per), labels: set.labels.slice(0, count),
+  };
+}
+
+function writeFiles(dir: string, files: readonly ExportFile[]): { path: string; bytes: number }[] {
+  fs.mkdirSync(dir, { recursive: true });
+  return files.map((f) => {
+    const target = path.join(dir, f.path);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, f.data);
+    return { path: f.path, bytes: fileBytes(f) };
+  });
+}
+
+function bytesOf(values: Float32Array | Uint8Array): Uint8Array {
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
+function writeGolden(dir: string, set: VerificationSet, count: number): GoldenVectorsV1 {
+  const per = set.inputShape[0] * set.inputShape[1] * set.inputShape[2];
+  const files = { inputs: 'inputs.f32', logits: 'logits.f32', pixels: 'pixels.u8', labels: 'labels.u8' };
+  const golden: GoldenVectorsV1 = { dir: 'golden', count, testIndices: Array.from({ length: count }, (_, i) => i), files };
+  writeFiles(dir, [
+    { path: files.inputs, data: bytesOf(set.inputs.subarray(0, count * per)) },
+    { path: files.logits, data: bytesOf(set.reference.subarray(0, count * set.numClasses)) },
+    { path: files.pixels, data: set.pixels.subarray(0, count * per) },
+    { path: files.labels, data: set.labels.subarray(0, count) },
+    {
+      path: 'golden.json',
+      data: `${JSON.stringify({
+        ...golden, inputShape: set.inputShape, numClasses: set.numClasses, byteOrder: 'little-endian',
+        layout: { inputs: 'count x h x w x c float32 (normalized)', logits: 'count x classes float32', pixels: 'count x h x w x c uint8', labels: 'count uint8' },
+      }, null, 1)}\n`,
+    },
+  ]);
+  return golden;
+}
+
+/** Writes, verifies and reports one format inside the staging folder. */
+async function exportFormat(
+  format: ExportFormat,
+  graph: ExportGraph,
+  staging: string,
+  set: VerificationSet,
+  float32Bytes: number,
+  options: ExportNetworkOptions,
+): Promise<FormatReportV1> {
+  const dir = path.join(staging, format);
+  const metadata = { source: options.source ?? {} };
+  let files: ExportFile[];
+  let version: number;
+  let details: FormatReportV1['details'];
+  switch (format) {
+    case 'packed': {
+      const ternaryEncoding = options.ternaryEncoding ?? '2bit';
+      files = writePacked(graph, { ternaryEncoding }).files;
+      version = PACKED_VERSION;
+      details = { ternaryEncoding };
+      break;
+    }
+    case 'c': {
+      const written = writeC(graph);
+      files = written.files;
+      version = C_FORMAT_VERSION;
+      details = { memory: written.budget, flags: '-std=c99 -Wall -Wextra -Werror -O2' };
+      break;
+    }
+    case 'onnx': {
+      const written = writeOnnx(graph, { 'lrnet.source': JSON.stringify(metadata.source) });
+      files = written.files;
+      version = ONNX_FORMAT_VERSION;
+      details = { opset: ONNX_OPSET, nodes: written.nodes, weights: 'int8 {-1,0,1} + DequantizeLinear (per-channel scale = folded batch norm)' };
+      break;
+    }
+    case 'tfjs': {
+      const written = writeTfjs(graph, metadata);
+      files = written.files;
+      version = TFJS_FORMAT_VERSION;
+      details = { layers: written.layers, weights: 'discrete kernels uint8-quantized (exact), the rest float32' };
+      break;
+    }
+  }
+  const written = writeFiles(dir, files);
+  const totalBytes = written.reduce((s, f) => s + f.bytes, 0);
+  options.onProgress?.(`verifying ${format}`);
+  let verification: VerificationResultV1;
+  switch (format) {
+    case 'packed': verification = await verifyPacked(dir, graph, set); break;
+    case 'c': verification = await verifyC(dir, set); break;
+    case 'onnx': verification = await verifyOnnx(dir, set); break;
+    case 'tfjs': verification = await verifyTfjs(dir, set); break;
+  }
+  // The C sources' size is source text; the size that matters on a device is the flash budget.
+  const deployedBytes = format === 'c' && details.memory ? details.memory.flashBytes : totalBytes;
+  return {
+    format, version, dir: format, files: written, totalBytes,
+    compressionVsFloat32: Math.round((float32Bytes / deployedBytes) * 100) / 100,
+    verification, details: format === 'c' ? { ...details, compressionBasis: 'flash bytes (the source text is larger)' } : details,
+  };
+}
+
+/**
+ * Exports a discrete network that is already built (exportRun's second half; tests and benchmarks use it with nets
+ * made without a checkpoint). The caller keeps ownership of the net.
+ */
+export async function exportDiscreteNetwork(net: DiscreteNetwork, options: ExportNetworkOptions): Promise<ExportResult> {
+  const formats = normalizeFormats(options.formats);
+  checkCount('testLimit', options.testLimit);
+  checkCount('goldenCount', options.goldenCount);
+  const outDir = path.resolve(options.outDir);
+  checkDestination(outDir, options.force ?? false);
+  let graph: ExportGraph;
+  try {
+    graph = await buildExportGraph(net);
+  } catch (error) {
+    if (error instanceof ExportGraphError) throw new ExportError('unsupported', error.message);
+    throw error;
+  }
+  const count = Math.min(options.testLimit ?? options.testSet.count, options.testSet.count);
+  if (count < 1) throw new ExportError('invalid-argument', 'the test set is empty: nothing to verify the export on');
+  options.onProgress?.(`computing reference logits of ${count} test images`);
+  const set = await verificationSet(net, options.testSet, count);
+
+  const parent = path.dirname(outDir);
+  let staging: string;
+  try {
+    fs.mkdirSync(parent, { recursive: true });
+    // mkdir (not mkdtemp, which makes the folder private) so the export gets the usual permissions.
+    staging = path.join(parent, `.${path.basename(outDir)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+    fs.mkdirSync(staging);
+  } catch (error) {
+    throw new ExportError('unwritable', `cannot create a folder in ${parent} (${(error as Error).message}); choose another output folder`);
+  }
+  try {
+    const golden = writeGolden(path.join(staging, 'golden'), set, Math.min(options.goldenCount ?? DEFAULT_GOLDEN, count));
+    const { layers, totals } = describeGraph(graph, options.ternaryEncoding ?? '2bit');
+    const formatReports: ExportReportV1['formats'] = {};
+    for (const format of formats) {
+      options.onProgress?.(`writing ${format}`);
+      formatReports[format] = await exportFormat(format, graph, staging, set, totals.float32Bytes, options);
+    }
+    let referenceCorrect = 0;
+    for (let i = 0; i < count; i++) {
+      let best = 0;
+      for (let j = 1; j < set.numClasses; j++) if (set.reference[i * set.numClasses + j]! > set.reference[i * set.numClasses + best]!) best = j;
+      if (best === set.labels[i]) referenceCorrect++;
+    }
+    const passed = Object.values(formatReports).every((f) => f.verification.passed);
+    const report: ExportReportV1 = {
+      format: EXPORT_REPORT_FORMAT, version: 1, createdAt: new Date().toISOString(), status: passed ? 'passed' : 'failed',
+      source: options.source ?? {},
+      net: {
+        ...graph.net,
+        ...(options.evaluated?.test !== undefined ? { evaluatedTestAccuracy: options.evaluated.test } : {}),
+        ...(options.evaluated?.validation !== undefined ? { evaluatedValidationAccuracy: options.evaluated.validation } : {}),
+        ...(options.evaluated?.batchNormImages !== undefined ? { batchNormImages: options.evaluated.batchNormImages } : {}),
+      },
+      input: { shape: [...graph.inputShape], layout: 'NHWC', normalization: graph.normalization },
+      numClasses: graph.numClasses,
+      layers, totals, formats: formatReports, golden,
+      verification: { images: count, reference: { implementation: 'discreteLogits', backend: tf.getBackend(), accuracy: referenceCorrect / count } },
+    };
+    fs.writeFileSync(path.join(staging, 'report.json'), `${JSON.stringify(report, null, 1)}\n`);
+    publish(staging, outDir);
+    options.onProgress?.(`export ${report.status}: ${outDir}`);
+    return { outDir, report };
+  } catch (error) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Moves the finished staging folder to its destination, replacing an old export only once the new one is complete. */
+function publish(staging: string, outDir: string): void {
+  if (!fs.existsSync(outDir)) {
+    fs.renameSync(staging, outDir);
+    return;
+  }
+  const old = `${staging.replace(/\.partial-([^/\\]*)$/, '.old-$1')}`;
+  fs.renameSync(outDir, old);
+  try {
+    fs.renameSync(staging, outDir);
+  } catch (error) {
+    fs.renameSync(old, outDir);
+    throw error;
+  }
+  fs.rmSync(old, { recursive: true, force: true });
+}
