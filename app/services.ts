@@ -161,6 +161,8 @@ function jobExporter(databasePath: string): Exporter {
   };
 }
 
+const mebibytes = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
 /** A run's log: what the app saw while it ran (kept in memory) after what the store recorded. */
 class RunLogs {
   private readonly lines = new Map<string, LogLine[]>();
@@ -198,7 +200,7 @@ class RunLogs {
           ? `full-precision evaluation at step ${e.step}: test ${pct(e.fullPrecision.test)}, validation ${pct(e.fullPrecision.validation)}`
           : `discrete evaluation at step ${e.step}: argmax ${pct(e.discrete.test.argmax)}, sampled mean ${pct(e.discrete.test.sampledMean)}, selected ${pct(e.discrete.test.selected)}, expected ${pct(e.discrete.test.expected)} (test)`);
       case 'checkpoint':
-        return this.add(event.runId, 'info', `checkpoint at step ${e.step} (${(e.bytes / 1024).toFixed(0)} KiB)`);
+        return this.add(event.runId, 'info', `checkpoint at step ${e.step} (${mebibytes(e.bytes)})`);
       case 'step':
       case 'evaluating':
         return;
@@ -209,7 +211,7 @@ class RunLogs {
   for(run: RunDetail): LogLine[] {
     const history: LogLine[] = [{ time: run.createdAt, level: 'info', text: `created (${run.preset ?? 'custom'}, seed ${run.seed})` }];
     if (run.startedAt !== null) history.push({ time: run.startedAt, level: 'info', text: `first started${run.backend ? ` on ${run.backend}` : ''}${run.adapter ? ` (${run.adapter})` : ''}` });
-    for (const c of run.checkpoints) history.push({ time: c.createdAt, level: 'info', text: `checkpoint at step ${c.step} (${(c.bytes / 1024).toFixed(0)} KiB)` });
+    for (const c of run.checkpoints) history.push({ time: c.createdAt, level: 'info', text: `checkpoint at step ${c.step} (${mebibytes(c.bytes)})` });
     for (const e of run.evaluations) {
       const t = e.test;
       const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(2)}%`);

@@ -116,6 +116,9 @@ describe('the app in a browser', () => {
     await expect.poll(() => page.getByTestId('run-log').textContent()).toContain('resumed at step');
     await page.getByText('Latest evaluation · step').waitFor();
     await shot('live-run-completed');
+    const scrollContent = () => page.locator('main.content').evaluate((el) => el.scrollTo(0, el.scrollHeight));
+    await scrollContent();
+    await shot('live-run-log');
     await expect.poll(() => app.services.store.getRun(second).status, { timeout: 120_000, interval: 1000 }).toBe('completed');
 
     // Compare the two: overlaid curves, the seed in the differences, the CSV.
@@ -127,6 +130,8 @@ describe('the app in a browser', () => {
     await expect.poll(() => page.locator('table.config td.mono').first().textContent()).toBe('run.seed');
     await page.waitForTimeout(500);
     await shot('compare');
+    await scrollContent();
+    await shot('compare-tables');
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('compare-csv').click()]);
     const csv = fs.readFileSync((await download.path())!, 'utf8').trim().split('\r\n');
     expect(csv).toHaveLength(3);
