@@ -28,6 +28,7 @@ import { RunManagerError } from '../runs/types.ts';
 import { TrainingFailedError } from '../runs/thread.ts';
 import { serveCommand, SERVE_USAGE } from '../host/command.ts';
 import { dataCommand, DATA_USAGE } from './data.ts';
+import { exportCommand, EXPORT_USAGE } from './export.ts';
 
 const USAGE = `usage: lrnet COMMAND [options]
 
@@ -42,6 +43,7 @@ commands:
   note       add a note to a run
   serve      the experiment manager's UI in a browser, on 127.0.0.1 behind a token
   data       download data sets (mnist, fashion-mnist, cifar10) and list them
+  export     export a run's discrete net (packed bits, C, ONNX, TensorFlow.js), verified by each consumer
 
 Runs live in one SQLite database, by default in the per-user data folder (LRNET_HOME overrides it; --db picks
 another file). RUN is a run id or any unique prefix of one.
@@ -59,6 +61,7 @@ const COMMANDS: Record<string, { usage: string; run: (args: readonly string[]) =
   note: { usage: NOTE_USAGE, run: noteCommand },
   serve: { usage: SERVE_USAGE, run: serveCommand },
   data: { usage: DATA_USAGE, run: dataCommand },
+  export: { usage: EXPORT_USAGE, run: exportCommand },
 };
 
 /** Runs the CLI with the given arguments (without "node lrnet"); returns the exit code. */
