@@ -9,8 +9,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
 import {
   validateCall,
   EXPORT_FORMATS,
@@ -40,6 +39,7 @@ import type { TrainingEvent } from '../engine/train.ts';
 import { defaultDatabasePath, openStore, StoreError, type Store, type RunDetail, type MetricSeries, type ConfigDiff, type RunListRow } from './store/index.ts';
 import { createRunManager, mergeConfig, runFolder, APP_VERSION } from './runs/manager.ts';
 import { runExportJob } from './host/export-job.ts';
+import type { ExportFormat as EngineExportFormat } from './export/index.ts';
 import { RunManagerError, type DeepPartial, type RunEvent, type RunManager, type RunManagerOptions } from './runs/types.ts';
 
 // The wire types in the contract must keep describing what the store and the engine produce. Each line fails to
@@ -54,7 +54,9 @@ const _wireTypesFit: [
   Assignable<ConfigDiff, WireConfigDiff>,
   Assignable<RunListRow, WireRunListRow>,
   Assignable<RunEvent, LiveEvent>,
-] = [true, true, true, true, true, true, true, true];
+  Assignable<EngineExportFormat, ExportFormat>,
+  Assignable<ExportFormat, EngineExportFormat>,
+] = [true, true, true, true, true, true, true, true, true, true];
 void _wireTypesFit;
 
 /** The preset the New-run page opens with: the README's "ready-made MNIST default". */
@@ -120,12 +122,7 @@ function defaultConcurrency(): number {
   return Math.max(1, Math.floor(os.availableParallelism() / 2));
 }
 
-/** Whether app/export is part of this build (it is developed separately and may be absent). */
-function exportsInstalled(): boolean {
-  return existsSync(fileURLToPath(new URL('./export/store.ts', import.meta.url)));
-}
-
-const percentText = (x: number | undefined) => (x === undefined ? '?' : `${(100 * x).toFixed(2)}%`);
+const percentText = (x: number) => `${(100 * x).toFixed(2)}%`;
 
 /**
  * The default exporter: app/export in a child process (see host/export-job.ts), from the run's last checkpoint,
@@ -133,7 +130,7 @@ const percentText = (x: number | undefined) => (x === undefined ? '?' : `${(100 
  */
 function jobExporter(databasePath: string): Exporter {
   return {
-    formats: exportsInstalled() ? EXPORT_FORMATS : [],
+    formats: EXPORT_FORMATS,
     async exportRun({ store, runId, format, destination, force }) {
       const run = store.getRun(runId);
       const checkpoint = run.checkpoints.find((c) => c.id === run.lastCheckpointId) ?? run.checkpoints[run.checkpoints.length - 1];
@@ -146,16 +143,16 @@ function jobExporter(databasePath: string): Exporter {
       const f = reply.report.formats[format];
       const v = f?.verification;
       const summary = v
-        ? `${v.consumer ?? format}: top-1 agreement ${percentText(v.top1Agreement)} on ${v.images ?? '?'} test images, max |diff| ${v.maxAbsDiff?.toExponential(2) ?? '?'} (tolerance ${v.tolerance ?? '?'}), accuracy ${percentText(v.accuracy)}${v.error ? `; ${v.error}` : ''}`
+        ? `${v.consumer}: top-1 agreement ${percentText(v.top1Agreement)} on ${v.images} test images, max |diff| ${v.maxAbsDiff.toExponential(2)} (tolerance ${v.tolerance}), accuracy ${percentText(v.accuracy)}${v.error ? `; ${v.error}` : ''}`
         : 'the exporter reported no verification for this format';
-      const { formats: _formats, ...rest } = reply.report;
+      const r = reply.report;
       return {
         runId,
         format,
         path: path.resolve(reply.outDir, f?.dir ?? format),
         artifactId: reply.artifactId,
         verification: { passed: v?.passed === true, summary },
-        report: { ...f, net: rest['net'], totals: rest['totals'], reference: (rest['verification'] as { reference?: unknown } | undefined)?.reference },
+        report: { ...f, net: r.net, totals: r.totals, reference: r.verification.reference, status: r.status },
       };
     },
   };

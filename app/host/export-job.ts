@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BackendChoice } from '../../engine/backends/index.ts';
 import type { ExportFormat } from '../contract.ts';
+import type { ExportReportV1 } from '../export/index.ts';
 
 export interface ExportJob {
   readonly databasePath: string;
@@ -22,25 +23,8 @@ export interface ExportJob {
   readonly backend: BackendChoice;
 }
 
-/** The per-format part of the exporter's report that the UI reads. */
-export interface ExportJobFormatReport {
-  readonly dir?: string;
-  readonly totalBytes?: number;
-  readonly compressionVsFloat32?: number;
-  readonly verification?: {
-    readonly consumer?: string;
-    readonly passed?: boolean;
-    readonly images?: number;
-    readonly top1Agreement?: number;
-    readonly maxAbsDiff?: number;
-    readonly tolerance?: number;
-    readonly accuracy?: number;
-    readonly error?: string;
-  };
-}
-
 export type ExportJobReply =
-  | { readonly type: 'done'; readonly outDir: string; readonly artifactId: number | null; readonly report: { readonly formats: Partial<Record<string, ExportJobFormatReport>> } & Record<string, unknown> }
+  | { readonly type: 'done'; readonly outDir: string; readonly artifactId: number | null; readonly report: ExportReportV1 }
   | { readonly type: 'failed'; readonly name: string; readonly code?: string; readonly message: string };
 
 const SELF = fileURLToPath(import.meta.url);
@@ -64,25 +48,11 @@ export function runExportJob(job: ExportJob): Promise<ExportJobReply> {
   });
 }
 
-/**
- * What this job uses of app/export (exportRunWithArtifacts in app/export/store.ts). app/export is built alongside
- * this host, so it is loaded by a computed specifier and typed here by the part used: the host compiles and runs
- * (answering that exports are not installed) in a tree without it.
- */
-interface ExportStoreModule {
-  exportRunWithArtifacts(
-    store: unknown,
-    runId: string,
-    options: { checkpoint: string; formats: readonly ExportFormat[]; outDir: string; force: boolean },
-  ): Promise<{ result: { outDir: string; report: unknown }; artifacts: readonly { id: number }[] }>;
-}
-const EXPORT_STORE_MODULE = '../export/store.ts';
-
 async function child(job: ExportJob): Promise<ExportJobReply> {
   const [{ initBackend }, { openStore }, { exportRunWithArtifacts }] = await Promise.all([
     import('../../engine/backends/index.ts'),
     import('../store/index.ts'),
-    import(EXPORT_STORE_MODULE) as Promise<ExportStoreModule>,
+    import('../export/store.ts'),
   ]);
   await initBackend(job.backend);
   const store = openStore(job.databasePath);
@@ -93,7 +63,7 @@ async function child(job: ExportJob): Promise<ExportJobReply> {
       outDir: job.outDir,
       force: job.force,
     });
-    return { type: 'done', outDir: result.outDir, artifactId: artifacts[0]?.id ?? null, report: JSON.parse(JSON.stringify(result.report)) as Extract<ExportJobReply, { type: 'done' }>['report'] };
+    return { type: 'done', outDir: result.outDir, artifactId: artifacts[0]?.id ?? null, report: result.report };
   } finally {
     store.close();
   }
