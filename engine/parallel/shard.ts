@@ -1,0 +1,240 @@
+/**
+ * The two halves of trainStep (engine/train.ts) that data-parallel training runs apart: the forward/backward pass
+ * of one shard of the batch, and the optimizer update of a slice of the parameters from the all-reduced gradient.
+ *
+ * `shardGradients` builds exactly the loss trainStep builds (cross-entropy, weight decay, probability
+ * regularizer), with the same ops in the same order. `updateSlice` is engine/optimizer.ts's Adam and trainStep's
+ * moving-statistics update written out in JavaScript over flat float32 arrays; every operation is rounded to
+ * float32 (Math.fround) in the order the TensorFlow.js ops run, which reproduces the wasm backend's results bit
+ * for bit (double rounding is innocuous for +, -, *, / and sqrt from double to float). A 1-worker stepper
+ * therefore follows trainStep exactly; test/parallel.test.ts checks it.
+ */
+import { tf, type Tensor } from '../tf.ts';
+import { deriveSeed } from '../random.ts';
+import type { TrainingConfig } from '../config.ts';
+import type { Phase } from '../train.ts';
+import { probabilityRegularizer, type DiscreteLogits } from '../distributions.ts';
+import { type ModelDefinition, type Parameters, type BatchNormStatistics, describeLayers, forward, isTrainable } from '../models.ts';
+
+/** The logit clip of the binary ImageNet recipe (trainStep's BINARY_IMAGENET_LOGIT_CLIP). */
+const BINARY_IMAGENET_LOGIT_CLIP = 4.6;
+
+/** Adam's constants, as engine/optimizer.ts has them. */
+export const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 } as const;
+
+/** Seeds of one shard's LR noise and dropout. */
+export interface ShardSeeds {
+  readonly noise: number;
+  readonly dropout: number;
+}
+
+/**
+ * Seeds for worker `worker` at a global step. Worker 0 draws exactly what trainStep draws (so one worker
+ * reproduces trainStep, and worker 0's shard sees the first rows of trainStep's noise tensor); every other worker
+ * gets its own stream derived from the step's seed and its index.
+ */
+export function shardSeeds(seed: number, globalStep: number, worker: number): ShardSeeds {
+  const noise = deriveSeed(seed, 61, globalStep);
+  const dropout = deriveSeed(seed, 71, globalStep);
+  return worker === 0 ? { noise, dropout } : { noise: deriveSeed(noise, worker), dropout: deriveSeed(dropout, worker) };
+}
+
+/** What one shard's forward/backward pass produced; tensors are owned by the caller until dispose(). */
+export interface ShardResult {
+  readonly loss: number;
+  readonly crossEntropy: number;
+  readonly correct: number;
+  /** Gradient by parameter name (trainable parameters that received one). */
+  readonly gradients: ReadonlyMap<string, Tensor>;
+  /** Batch statistics by batch-norm layer name. */
+  readonly batchStatistics: ReadonlyMap<string, BatchNormStatistics>;
+  dispose(): void;
+}
+
+/** The forward and backward pass of trainStep on one shard, without the optimizer step. */
+export function shardGradients(
+  model: ModelDefinition,
+  params: Parameters,
+  config: TrainingConfig,
+  phase: Phase,
+  input: Float32Array,
+  labels: Int32Array,
+  shape: readonly [number, number, number, number],
+  numClasses: number,
+  seeds: ShardSeeds,
+): ShardResult {
+  const batchStats = new Map<string, BatchNormStatistics>();
+  const trainable = [...params.entries()].filter(([name]) => isTrainable(name)).map(([, v]) => v);
+  const layers = describeLayers(model);
+  const phaseConfig = phase === 'pretrain' ? config.pretrain : config.lr;
+  let crossEntropy: Tensor | undefined;
+  let correct: Tensor | undefined;
+
+  const x = tf.tensor4d(input, [...shape]);
+  const y = tf.tensor1d(labels, 'int32');
+  const { value, grads } = tf.variableGrads(() => {
+    const logits = forward(model, params, x, {
+      mode: phase === 'pretrain' ? 'full' : 'lr',
+      training: true,
+      batchStatistics: true,
+      kind: config.kind,
+      noiseSeed: seeds.noise,
+      dropoutSeed: seeds.dropout,
+      onBatchStatistics: (layer, stats) => batchStats.set(layer, { mean: tf.keep(stats.mean), variance: tf.keep(stats.variance) }),
+    });
+    const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, numClasses), logits);
+    crossEntropy = tf.keep(ce.clone());
+    correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32')));
+    let loss = ce as tf.Scalar;
+    const decayed = layers.filter((l) => l.op !== 'batchnorm' && (phase === 'pretrain' || !l.discrete));
+    if (phaseConfig.weightDecay > 0 && decayed.length > 0) {
+      const squares = tf.addN(decayed.map((l) => tf.sum(tf.square(params.get(`${l.name}/kernel`)!))));
+      loss = tf.add(loss, tf.mul(0.5 * phaseConfig.weightDecay, squares));
+    }
+    if (phase === 'lr') {
+      const lambda = config.kind === 'ternary' ? config.lr.probabilityDecay : config.lr.betaPenalty;
+      if (lambda > 0) {
+        for (const l of layers.filter((layer) => layer.discrete)) {
+          const c = params.get(`${l.name}/c`);
+          const logits: DiscreteLogits = { a: params.get(`${l.name}/a`)!, ...(c ? { c } : {}) };
+          loss = tf.add(loss, probabilityRegularizer(config.kind, logits, lambda));
+        }
+      }
+    }
+    return loss;
+  }, trainable);
+
+  const gradients = new Map<string, Tensor>();
+  for (const [name, v] of params) if (grads[v.name]) gradients.set(name, grads[v.name]!);
+  const owned = [x, y, value, ...Object.values(grads), crossEntropy!, correct!];
+  return {
+    loss: value.dataSync()[0]!,
+    crossEntropy: crossEntropy!.dataSync()[0]!,
+    correct: correct!.dataSync()[0]!,
+    gradients,
+    batchStatistics: batchStats,
+    dispose() {
+      tf.dispose(owned);
+      for (const s of batchStats.values()) tf.dispose([s.mean, s.variance]);
+    },
+  };
+}
+
+/** Hyperparameters of one optimizer update. */
+export interface UpdateSettings {
+  /** Adam's step count after this update (1 for the first update). */
+  readonly adamStep: number;
+  readonly learningRate: number;
+  /** Clip discrete logits `a` to +-4.6 after the update (binary ResNet-18 in the LR phase). */
+  readonly clipLogits: boolean;
+}
+
+/** A parameter's range in the trainable vector and whether the update touches it. */
+export interface UpdateSegment {
+  readonly offset: number;
+  readonly size: number;
+  /** The parameter received a gradient this step (Adam skips the others, as engine/optimizer.ts does). */
+  readonly hasGradient: boolean;
+  /** A discrete layer's `a` logits (clipped when UpdateSettings.clipLogits). */
+  readonly isLogitA: boolean;
+}
+
+/** The flat state one update reads and writes. */
+export interface UpdateState {
+  readonly params: Float32Array;
+  readonly firstMoments: Float32Array;
+  readonly secondMoments: Float32Array;
+  /** The workers' gradients, each over the whole trainable vector. */
+  readonly gradientSlots: readonly Float32Array[];
+  /** Receives the reduced gradient. */
+  readonly gradient: Float32Array;
+  /** Each worker's share of the batch (images / batch size); they sum to 1. */
+  readonly weights: readonly number[];
+}
+
+const f32 = Math.fround;
+
+/**
+ * All-reduces the gradient over [lo, hi) (the weighted sum of the workers' slots, in worker order, in double
+ * precision, rounded once to float32) and applies one Adam update there. Elements of parameters without a gradient
+ * are left alone; moments start at zero where the parameter has none yet (the caller zeroes them).
+ */
+export function updateSlice(state: UpdateState, segments: readonly UpdateSegment[], lo: number, hi: number, settings: UpdateSettings): void {
+  const { params: p, firstMoments: m, secondMoments: v, gradientSlots: slots, gradient: g, weights } = state;
+  const t = settings.adamStep;
+  const b1 = f32(ADAM.beta1);
+  const c1 = f32(1 - ADAM.beta1);
+  const b2 = f32(ADAM.beta2);
+  const c2 = f32(1 - ADAM.beta2);
+  const eps = f32(ADAM.epsilon);
+  // Bias corrections folded into the step size, computed in double as Adam.apply does, then a float32 scalar.
+  const stepSize = f32((settings.learningRate * Math.sqrt(1 - ADAM.beta2 ** t)) / (1 - ADAM.beta1 ** t));
+  const clip = f32(BINARY_IMAGENET_LOGIT_CLIP);
+  for (const segment of segments) {
+    const start = Math.max(lo, segment.offset);
+    const end = Math.min(hi, segment.offset + segment.size);
+    if (start >= end) continue;
+    if (!segment.hasGradient) {
+      g.fill(0, start, end);
+      continue;
+    }
+    reduceInto(slots, weights, g, start, end);
+    for (let i = start; i < end; i++) {
+      const gi = g[i]!;
+      const mi = f32(f32(b1 * m[i]!) + f32(c1 * gi));
+      const vi = f32(f32(b2 * v[i]!) + f32(c2 * f32(gi * gi)));
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = f32(p[i]! - f32(f32(stepSize * mi) / f32(f32(Math.sqrt(vi)) + eps)));
+    }
+    if (settings.clipLogits && segment.isLogitA) {
+      for (let i = start; i < end; i++) p[i] = Math.min(Math.max(p[i]!, -clip), clip);
+    }
+  }
+}
+
+/** out[i] = sum_k weights[k] * slots[k][i] over [start, end), summed in worker order in double, rounded once. */
+function reduceInto(slots: readonly Float32Array[], weights: readonly number[], out: Float32Array, start: number, end: number): void {
+  if (slots.length === 1 && weights[0] === 1) {
+    out.set(slots[0]!.subarray(start, end), start);
+    return;
+  }
+  if (slots.length === 2) {
+    const [s0, s1] = slots as [Float32Array, Float32Array];
+    const [w0, w1] = weights as [number, number];
+    for (let i = start; i < end; i++) out[i] = w0 * s0[i]! + w1 * s1[i]!;
+    return;
+  }
+  for (let i = start; i < end; i++) {
+    let sum = 0;
+    for (let k = 0; k < slots.length; k++) sum += weights[k]! * slots[k]![i]!;
+    out[i] = sum;
+  }
+}
+
+/**
+ * Updates the moving statistics of one batch-norm layer from the workers' batch statistics. The whole batch's mean
+ * and (biased) variance are recovered exactly from equal or unequal shards: mean = sum_k w_k mean_k and
+ * variance = sum_k w_k (var_k + (mean_k - mean)^2); with one worker they are that worker's own statistics.
+ */
+export function updateMovingStatistics(
+  moving: { readonly mean: Float32Array; readonly variance: Float32Array },
+  shards: readonly { readonly mean: Float32Array; readonly variance: Float32Array }[],
+  weights: readonly number[],
+  momentum: number,
+): void {
+  const keep = f32(momentum);
+  const take = f32(1 - momentum);
+  const channels = moving.mean.length;
+  for (let c = 0; c < channels; c++) {
+    let mean = 0;
+    for (let k = 0; k < shards.length; k++) mean += weights[k]! * shards[k]!.mean[c]!;
+    let variance = 0;
+    for (let k = 0; k < shards.length; k++) {
+      const d = shards[k]!.mean[c]! - mean;
+      variance += weights[k]! * (shards[k]!.variance[c]! + d * d);
+    }
+    moving.mean[c] = f32(f32(keep * moving.mean[c]!) + f32(take * f32(mean)));
+    moving.variance[c] = f32(f32(keep * moving.variance[c]!) + f32(take * f32(variance)));
+  }
+}
