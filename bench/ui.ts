@@ -5,7 +5,7 @@
  *   node bin/run-ts.js bench/ui.ts [--runs N] [--curve-runs N] [--points N] [--screenshots DIR]
  *
  * Prints one JSON object: time to first paint and to the first table rows, scrolling the 10,000-run table,
- * rendering Compare for 20 runs and for 50 runs x 10,000 points (the store decimates each series to the 2,000
+ * rendering Compare for 20 runs and for 50 runs x 10,000 points (the store decimates each series to the 1,000
  * points the page asks for, keeping each bucket's min and max), frame times while hovering the 50-run chart and
  * when changing the smoothing, and the renderer's JS heap after each page.
  */

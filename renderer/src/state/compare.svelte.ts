@@ -53,8 +53,8 @@ export function flatten(value: unknown, prefix = '', out: Record<string, unknown
 const show = (v: unknown) => (v === undefined ? '–' : typeof v === 'string' ? v : JSON.stringify(v));
 
 export class CompareState {
-  /** Maximum points per series fetched from the store (min/max decimated). */
-  static readonly MAX_POINTS = 2000;
+  /** Points per series fetched from the store: min/max decimated, about two per pixel of a chart. */
+  static readonly MAX_POINTS = 1000;
 
   #ids = $state.raw<readonly string[]>([]);
   #runs = $state.raw<readonly RunDetail[]>([]);
