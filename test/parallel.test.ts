@@ -251,7 +251,9 @@ describe('data-parallel stepper', () => {
     try {
       await pair.load(incomplete, adam, 'lr');
       const { input, labels, shape } = batch(0, 32);
-      await expect(pair.step(input, labels, shape, 0, 0.003)).rejects.toThrow(/fc2\/bias/);
+      const failure = await pair.step(input, labels, shape, 0, 0.003).then(() => undefined, (error: Error) => error);
+      expect(failure?.message).toMatch(/worker \d: .*fc2\/bias/);
+      expect(((failure?.cause as Error | undefined)?.stack ?? '')).toMatch(/models\.ts/);
       await expect(pair.step(input, labels, shape, 0, 0.003)).rejects.toThrow(/load\(\) again/);
       await pair.load(params, adam, 'lr');
       const [loss] = await pair.step(input, labels, shape, 0, 0.003);

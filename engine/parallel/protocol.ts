@@ -66,4 +66,13 @@ export type FromWorker =
       /** Live tensors in the worker's TensorFlow.js engine (a leak shows as growth between steps). */
       readonly numTensors: number;
     }
-  | { readonly type: 'error'; readonly seq: number; readonly index: number; readonly message: string; readonly aborted: boolean };
+  | {
+      readonly type: 'error';
+      readonly seq: number;
+      readonly index: number;
+      readonly message: string;
+      /** The worker's stack trace, kept as the `cause` of the error the stepper throws. */
+      readonly stack?: string;
+      /** The worker was released from a barrier by another worker's failure (that one explains the step). */
+      readonly aborted: boolean;
+    };

@@ -6,9 +6,10 @@
  * pass of its shard of the batch. The training state itself (parameters, Adam moments, batch-norm moving
  * statistics) lives once, in shared memory: the workers all-reduce the gradients and batch statistics through it
  * and each applies Adam to its own slice of the parameters (a sharded optimizer), after which every replica copies
- * the new parameters into its variables. Measured on the 2-core build machine, the JavaScript Adam over half the
- * parameters costs about a third of TensorFlow.js's Adam over all of them, and the replicas cannot drift apart: they
- * all read one copy. See engine/parallel/README.md for the design and the measurements.
+ * the new parameters into its variables. Measured on the 2-core build machine, the JavaScript reduction + Adam over
+ * half the parameters costs less than TensorFlow.js's Adam over all of them (20-40 ms against about 45 ms per
+ * step), and the replicas cannot drift apart: they all read one copy. See engine/parallel/README.md for the design,
+ * the measurements and what the trainer should change.
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -126,15 +127,27 @@ class WorkerPoolStepper implements ParallelStepper {
       const thread = new Worker(BOOTSTRAP, { workerData: init, name: `lrnet-parallel-${index}`, execArgv: workerExecArgv() });
       this.threads.push(thread);
       ready.push(new Promise<void>((resolve, reject) => {
-        const onMessage = (m: FromWorker) => {
-          if (m.type !== 'ready') return;
+        const settle = () => {
           thread.off('message', onMessage);
           thread.off('error', onError);
+          thread.off('exit', onExit);
+        };
+        const onMessage = (m: FromWorker) => {
+          if (m.type !== 'ready') return;
+          settle();
           resolve();
         };
-        const onError = (error: Error) => reject(new ParallelStepError(`worker ${index} failed to start: ${error.message}`));
+        const onError = (error: Error) => {
+          settle();
+          reject(new ParallelStepError(`worker ${index} failed to start: ${error.message}`, { cause: error }));
+        };
+        const onExit = (code: number) => {
+          settle();
+          reject(new ParallelStepError(`worker ${index} exited (code ${code}) before it was ready`));
+        };
         thread.on('message', onMessage);
-        thread.once('error', onError);
+        thread.on('error', onError);
+        thread.on('exit', onExit);
       }));
       thread.on('message', (m: FromWorker) => this.onMessage(m));
       thread.on('error', (error) => this.onWorkerGone(index, `worker ${index} crashed: ${error.stack ?? error.message}`));
@@ -314,7 +327,8 @@ class WorkerPoolStepper implements ParallelStepper {
     if (errors.length > 0) {
       // The worker that failed first explains the step; the others were released by its abort.
       const cause = errors.find((e) => !e.aborted) ?? errors[0]!;
-      p.reject(new ParallelStepError(`worker ${cause.index}: ${cause.message}`));
+      const remote = Object.assign(new Error(cause.message), { stack: cause.stack });
+      p.reject(new ParallelStepError(`worker ${cause.index}: ${cause.message}`, { cause: remote }));
     } else {
       p.resolve([...p.replies].sort((a, b) => a.index - b.index));
     }

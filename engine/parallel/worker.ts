@@ -185,7 +185,7 @@ port.on('message', (message: ToWorker) => {
         load(message.phase, message.layout, viewShared(message.buffers, message.layout, workers));
         post({ type: 'done', seq: message.seq, index });
       } catch (error) {
-        post({ type: 'error', seq: message.seq, index, message: describe(error), aborted: false });
+        post({ type: 'error', seq: message.seq, index, ...describe(error), aborted: false });
       }
       break;
     case 'step':
@@ -195,7 +195,7 @@ port.on('message', (message: ToWorker) => {
       } catch (error) {
         const aborted = error instanceof StepAbortedError;
         if (!aborted && replica) abortStep(replica.shared.control, index);
-        post({ type: 'error', seq: message.seq, index, message: describe(error), aborted });
+        post({ type: 'error', seq: message.seq, index, ...describe(error), aborted });
       }
       break;
     case 'snapshot': {
@@ -211,8 +211,8 @@ port.on('message', (message: ToWorker) => {
   }
 });
 
-function describe(error: unknown): string {
-  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+function describe(error: unknown): { message: string; stack?: string } {
+  return error instanceof Error ? { message: error.message, ...(error.stack ? { stack: error.stack } : {}) } : { message: String(error) };
 }
 
 post({ type: 'ready', index });
