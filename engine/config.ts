@@ -66,6 +66,12 @@ export interface TrainingConfig {
   readonly backend: BackendChoice;
   /** Save a checkpoint every N steps, besides every epoch end and on stop (0 = epoch ends only). */
   readonly checkpointEvery: number;
+  /**
+   * Data-parallel worker threads for the wasm backend (each a replica on one core; engine/parallel). 'auto' uses
+   * every core; 1 trains in the calling thread. Other backends always use 1. A run is reproducible for a given
+   * thread count, and a resumed run keeps the count it started with.
+   */
+  readonly threads?: number | 'auto';
 }
 
 export type PresetName =
@@ -90,7 +96,7 @@ function paperPreset(preset: PresetName, architecture: Architecture, kind: Discr
     seed: 1, batchSize: 256, validationSize: 5000,
     pretrain: pretrainPaper, lr,
     evaluation: { samples: 7, every: 10, batchNormImages: 4096 },
-    batchNormMomentum: 0.99, backend: 'auto', checkpointEvery: 0,
+    batchNormMomentum: 0.99, backend: 'auto', checkpointEvery: 0, threads: 'auto',
   };
 }
 
@@ -222,6 +228,7 @@ export function validateConfig(config: TrainingConfig): TrainingConfig {
     problems.push(`backend: expected one of ${BACKEND_CHOICES.join(', ')}, got ${JSON.stringify(config.backend)}`);
   }
   int('checkpointEvery', config.checkpointEvery, 0);
+  if (config.threads !== undefined && config.threads !== 'auto') int('threads', config.threads, 1);
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -13,7 +13,11 @@ const LAYERS = 128;
 /** Right edge of the base layer and the area of each layer (Marsaglia & Tsang's constants for 128 layers). */
 const R = 3.442619855899;
 const LAYER_AREA = 9.91256303526217e-3;
-const M1 = 2147483648;
+/**
+ * Each draw is one 32-bit integer: its low 7 bits pick the layer and the other 25 bits, as a signed integer in
+ * [-2^24, 2^24), give the sign and magnitude, so layer and magnitude are independent and one draw suffices.
+ */
+const M1 = 2 ** 24;
 
 const kn = new Int32Array(LAYERS);
 const wn = new Float64Array(LAYERS);
@@ -56,11 +60,11 @@ export function fillStandardNormal(out: Float32Array, seed: number): void {
   for (let i = 0; i < 12; i++) next();
   /** Uniform in (0, 1). */
   const uniform = (): number => ((next() >>> 0) + 0.5) / 4294967296;
-  // The layer index comes from the low 7 bits and the magnitude from a separate draw, so the two are independent.
   const n = out.length;
   for (let i = 0; i < n; i++) {
-    let hz = next();
-    let iz = next() & (LAYERS - 1);
+    let bits = next();
+    let iz = bits & (LAYERS - 1);
+    let hz = bits >> 7;
     if (Math.abs(hz) < kn[iz]!) {
       out[i] = hz * wn[iz]!;
       continue;
@@ -82,8 +86,9 @@ export function fillStandardNormal(out: Float32Array, seed: number): void {
         out[i] = x;
         break;
       }
-      hz = next();
-      iz = next() & (LAYERS - 1);
+      bits = next();
+      iz = bits & (LAYERS - 1);
+      hz = bits >> 7;
       if (Math.abs(hz) < kn[iz]!) {
         out[i] = hz * wn[iz]!;
         break;

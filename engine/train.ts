@@ -33,6 +33,7 @@ import { Adam, staircaseLearningRate } from './optimizer.ts';
 import { saveCheckpoint, loadCheckpoint, toTensor, type LoadedCheckpoint } from './checkpoint.ts';
 import { accuracy, evaluateDiscrete, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
 import type { BackendInfo } from './backends/index.ts';
+import { createParallelStepper, defaultWorkerCount } from './parallel/index.ts';
 
 export type Phase = 'pretrain' | 'lr';
 const PHASE_ID: Record<Phase, number> = { pretrain: 1, lr: 2 };
@@ -52,6 +53,8 @@ export type TrainingEvent =
       readonly model: ModelSummary;
       readonly totalSteps: number;
       readonly resumedFromStep: number;
+      /** Data-parallel worker threads (1: the calling thread). */
+      readonly threads: number;
       readonly trainImages: number;
       readonly validationImages: number;
       readonly testImages: number;
@@ -86,6 +89,8 @@ export interface TrainingResult {
   /** The last discrete evaluation (absent when stopped before the LR phase was evaluated). */
   readonly evaluation?: DiscreteEvaluation;
   readonly steps: number;
+  /** Data-parallel worker threads the run trained with. */
+  readonly threads: number;
   readonly durationSeconds: number;
   /** Mean training throughput of the LR phase (of pretraining if the LR phase did not run). */
   readonly imagesPerSecond: number;
@@ -123,6 +128,8 @@ export interface CheckpointState {
   readonly stepInEpoch: number;
   readonly globalStep: number;
   readonly adamStep: number;
+  /** Data-parallel threads the run trains with (1: the calling thread). */
+  readonly threads?: number;
   readonly lastEvaluation?: DiscreteEvaluation;
 }
 
@@ -189,10 +196,13 @@ export async function train(
   let lastEvaluation: DiscreteEvaluation | undefined;
   let params: Parameters;
   const adam = new Adam();
+  let threads = resolveThreads(config, backend);
   if (options.resumeFrom) {
     const loaded = openCheckpoint(options.resumeFrom, dataset);
     const s = loaded.state;
     ({ phase, epochIndex, stepInEpoch, globalStep, lastEvaluation } = s);
+    // Continue with the thread count the run started with: the noise streams depend on it.
+    threads = backend.name === 'wasm' ? (s.threads ?? 1) : 1;
     params = restoreVariables(loaded, 'param', true);
     adam.state.step = s.adamStep;
     adam.state.firstMoments = restoreVariables(loaded, 'adam.m', false);
@@ -201,9 +211,15 @@ export async function train(
     params = initParameters(model, phase === 'pretrain' ? 'full' : config.kind, config.seed);
   }
   const resumedFromStep = globalStep;
+  const stepper = threads > 1
+    ? await createParallelStepper({ model, config, numClasses: dataset.numClasses, workers: threads })
+    : undefined;
+  await stepper?.load(params, adam, phase);
+  /** Brings the workers' parameters and optimizer state into this thread before they are read here. */
+  const syncFromWorkers = async () => stepper?.read(params, adam);
 
   emit({
-    type: 'start', backend, dataset: dataset.identity, model: summarizeModel(model, config.kind), totalSteps, resumedFromStep,
+    type: 'start', backend, dataset: dataset.identity, model: summarizeModel(model, config.kind), totalSteps, resumedFromStep, threads,
     trainImages: trainIndices.length, validationImages: validationIndices.length, testImages: test.indices.length,
   });
 
@@ -211,13 +227,14 @@ export async function train(
   /** Saves the state after `completedEpochs` epochs and `completedSteps` steps of the next one. */
   const writeCheckpoint = async (epochNumber: number, completedEpochs: number, completedSteps: number) => {
     if (!options.checkpointDir) return;
+    await syncFromWorkers();
     const tensors = new Map<string, Tensor>();
     for (const [name, v] of params) tensors.set(`param:${name}`, v);
     for (const [name, v] of adam.state.firstMoments) tensors.set(`adam.m:${name}`, v);
     for (const [name, v] of adam.state.secondMoments) tensors.set(`adam.v:${name}`, v);
     const state: CheckpointState = {
       config, datasetChecksum: dataset.identity.checksum, phase, epochIndex: completedEpochs, stepInEpoch: completedSteps, globalStep,
-      adamStep: adam.state.step,
+      adamStep: adam.state.step, threads,
       ...(lastEvaluation ? { lastEvaluation } : {}),
     };
     const file = path.join(options.checkpointDir, `step-${String(globalStep).padStart(8, '0')}.ckpt`);
@@ -231,6 +248,7 @@ export async function train(
   const pixelsPerImage = height * width * channels;
 
   const evaluateLr = async (epochNumber: number) => {
+    await syncFromWorkers();
     lastEvaluation = await evaluateDiscrete(model, params, validation, test, {
       kind: config.kind,
       normalization: dataset.normalization,
@@ -248,6 +266,7 @@ export async function train(
       if (currentPhase === 'pretrain' && phase === 'lr') continue;
       if (currentPhase === 'lr' && phase === 'pretrain') {
         // Hand over from the pretrained full-precision net (LRNETS.md section 4).
+        await syncFromWorkers();
         const lrParams = discreteFromFullPrecision(model, params, config.kind);
         disposeParameters(params);
         params = lrParams;
@@ -256,6 +275,7 @@ export async function train(
         phase = 'lr';
         epochIndex = 0;
         stepInEpoch = 0;
+        await stepper?.load(params, adam, phase);
       }
       const phaseConfig: PhaseConfig = phase === 'pretrain' ? config.pretrain : config.lr;
       emit({ type: 'phase', phase, epochs: phaseConfig.epochs, stepsPerEpoch });
@@ -281,9 +301,10 @@ export async function train(
           fillBatch(dataset.train, batch, dataset.normalization, dataset.augmentation !== 'none', augmentRng, input);
           const labels = new Int32Array(batch.length);
           fillLabels(dataset.train, batch, labels);
-          const [loss, crossEntropy, correct] = await trainStep(
-            model, params, adam, config, phase, input, labels, [batch.length, height, width, channels], dataset.numClasses, globalStep, learningRate,
-          );
+          const shape: [number, number, number, number] = [batch.length, height, width, channels];
+          const [loss, crossEntropy, correct] = stepper
+            ? await stepper.step(input, labels, shape, globalStep, learningRate)
+            : await trainStep(model, params, adam, config, phase, input, labels, shape, dataset.numClasses, globalStep, learningRate);
           // On the cpu and wasm backends every await above resolves at once; yielding to the event loop lets timers,
           // signal handlers and messages (a stop request, a metrics flush) run between steps.
           await new Promise<void>((resolve) => setImmediate(resolve));
@@ -318,6 +339,7 @@ export async function train(
         const periodic = config.evaluation.every > 0 && epochNumber % config.evaluation.every === 0;
         if (last || periodic) {
           if (phase === 'pretrain') {
+            await syncFromWorkers();
             const fp = { mode: 'full', training: false, batchStatistics: false } as const;
             const fullPrecision = {
               validation: await accuracy(model, params, validation, dataset.normalization, fp),
@@ -332,12 +354,14 @@ export async function train(
       }
       if (stopped) break;
     }
+    if (options.keepParameters) await syncFromWorkers();
     const result: TrainingResult = {
       status: stopped ? 'stopped' : 'completed',
       backend,
       dataset: dataset.identity,
       ...(lastEvaluation ? { evaluation: lastEvaluation } : {}),
       steps: globalStep,
+      threads,
       durationSeconds: (performance.now() - started) / 1000,
       imagesPerSecond: throughput.seconds > 0 ? throughput.images / throughput.seconds : 0,
       ...(checkpointPath ? { checkpoint: checkpointPath } : {}),
@@ -346,9 +370,17 @@ export async function train(
     };
     return result;
   } finally {
+    await stepper?.dispose();
     adam.dispose();
     if (!options.keepParameters) disposeParameters(params);
   }
+}
+
+/** Worker threads a run trains with: only the wasm backend runs data-parallel (one replica per core). */
+function resolveThreads(config: TrainingConfig, backend: BackendInfo): number {
+  if (backend.name !== 'wasm') return 1;
+  const threads = config.threads ?? 1;
+  return threads === 'auto' ? defaultWorkerCount() : threads;
 }
 
 /**

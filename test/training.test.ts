@@ -142,7 +142,8 @@ describe('training', () => {
   }, 60_000);
 
   it('stops with a clear error when the loss stops being finite', async () => {
-    const exploding = { ...tiny, pretrain: { ...tiny.pretrain, learningRate: 1e30 } };
+    // One thread: the in-process step (the other tests here train data-parallel on every core).
+    const exploding = { ...tiny, threads: 1, pretrain: { ...tiny.pretrain, learningRate: 1e30 } };
     const error = await train(exploding, dataset, backend).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TrainingError);
     expect((error as Error).message).toMatch(/loss became (NaN|Infinity|-Infinity) at step \d+ \(pretrain phase, epoch 1, learning rate 1e\+30\): lower the learning rate/);

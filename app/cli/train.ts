@@ -218,6 +218,7 @@ export function summaryJson(config: TrainingConfig, result: WorkerResult, runId?
     dataset: result.dataset.name,
     backend: result.backend.name,
     adapter: result.backend.adapter,
+    threads: result.threads,
     status: result.status,
     epochs: { pretrain: config.pretrain.epochs, lr: config.lr.epochs },
     imagesPerSecond: Math.round(result.imagesPerSecond * 10) / 10,
@@ -231,7 +232,7 @@ function describeEvent(event: TrainingEvent): string | undefined {
   switch (event.type) {
     case 'start':
       return [
-        `backend ${event.backend.name} (${event.backend.adapter})`,
+        `backend ${event.backend.name} (${event.backend.adapter}${event.threads > 1 ? `, ${event.threads} data-parallel threads` : ''})`,
         `dataset ${event.dataset.name}: ${event.trainImages} train, ${event.validationImages} validation, ${event.testImages} test images`,
         `model ${event.model.architecture} ${event.model.precision}: ${event.model.totalParameters.toLocaleString('en-US')} parameters, ` +
           `${(event.model.totalBytes / 1024).toFixed(1)} KiB deployed, ${(event.model.totalMacs / 1e6).toFixed(1)} M MACs/image`,

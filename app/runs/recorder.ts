@@ -106,7 +106,7 @@ export class RunRecorder {
         this.lastStep = event.resumedFromStep;
         this.store.updateRun(this.runId, {
           backend: event.backend.name,
-          adapter: event.backend.adapter,
+          adapter: event.threads > 1 ? `${event.backend.adapter}, ${event.threads} threads` : event.backend.adapter,
           dataset: event.dataset,
           host: currentHost(gpu),
           progress: this.progress,

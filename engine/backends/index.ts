@@ -105,7 +105,7 @@ async function tryWasm(): Promise<BackendInfo> {
   registerWasmTrainingKernels();
   if (!(await tf.setBackend('wasm'))) throw new BackendError('the wasm backend failed to initialize');
   await tf.ready();
-  return { name: 'wasm', tfBackend: 'wasm', adapter: `${cpuDescription()}, one thread`, hardwareAccelerated: false, notes: [] };
+  return { name: 'wasm', tfBackend: 'wasm', adapter: `${cpuDescription()}, WebAssembly SIMD`, hardwareAccelerated: false, notes: [] };
 }
 
 async function tryCpu(): Promise<BackendInfo> {
