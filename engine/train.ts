@@ -14,28 +14,26 @@ import type { Dataset, DatasetIdentity } from './data/types.ts';
 import { fillBatch, fillLabels } from './data/batch.ts';
 import type { TrainingConfig, PhaseConfig } from './config.ts';
 import { validateConfig } from './config.ts';
-import { probabilityRegularizer, type DiscreteLogits } from './distributions.ts';
 import {
   type ModelDefinition,
   type ModelSummary,
   type Parameters,
-  type BatchNormStatistics,
   defineModel,
   describeLayers,
   discreteFromFullPrecision,
   disposeParameters,
-  forward,
   initParameters,
-  isTrainable,
   summarizeModel,
 } from './models.ts';
 import { Adam, staircaseLearningRate } from './optimizer.ts';
+import { lossAndGradients, stepSeeds, type Phase } from './gradients.ts';
+
+export type { Phase } from './gradients.ts';
 import { saveCheckpoint, loadCheckpoint, toTensor, type LoadedCheckpoint } from './checkpoint.ts';
 import { accuracy, evaluateDiscrete, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
 import type { BackendInfo } from './backends/index.ts';
 import { createParallelStepper, defaultWorkerCount } from './parallel/index.ts';
 
-export type Phase = 'pretrain' | 'lr';
 const PHASE_ID: Record<Phase, number> = { pretrain: 1, lr: 2 };
 
 /** Accuracy of the full-precision net during pretraining. */
@@ -400,52 +398,10 @@ export async function trainStep(
   globalStep: number,
   learningRate: number,
 ): Promise<[number, number, number]> {
-  const batchStats = new Map<string, BatchNormStatistics>();
-  const trainable = [...params.entries()].filter(([name]) => isTrainable(name)).map(([, v]) => v);
   const layers = describeLayers(model);
-  const phaseConfig = phase === 'pretrain' ? config.pretrain : config.lr;
-  let crossEntropy: Tensor | undefined;
-  let correct: Tensor | undefined;
-
-  const x = tf.tensor4d(input, shape);
-  const y = tf.tensor1d(labels, 'int32');
-  const { value, grads } = tf.variableGrads(() => {
-    const logits = forward(model, params, x, {
-      mode: phase === 'pretrain' ? 'full' : 'lr',
-      training: true,
-      batchStatistics: true,
-      kind: config.kind,
-      noiseSeed: deriveSeed(config.seed, 61, globalStep),
-      dropoutSeed: deriveSeed(config.seed, 71, globalStep),
-      onBatchStatistics: (layer, stats) => batchStats.set(layer, { mean: tf.keep(stats.mean), variance: tf.keep(stats.variance) }),
-    });
-    const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, numClasses), logits);
-    crossEntropy = tf.keep(ce.clone());
-    correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32')));
-    let loss = ce as tf.Scalar;
-    // Weight decay on full-precision kernels: all of them while pretraining, the classifier in the LR phase.
-    const decayed = layers.filter((l) => l.op !== 'batchnorm' && (phase === 'pretrain' || !l.discrete));
-    if (phaseConfig.weightDecay > 0 && decayed.length > 0) {
-      const squares = tf.addN(decayed.map((l) => tf.sum(tf.square(params.get(`${l.name}/kernel`)!))));
-      loss = tf.add(loss, tf.mul(0.5 * phaseConfig.weightDecay, squares));
-    }
-    if (phase === 'lr') {
-      const lambda = config.kind === 'ternary' ? config.lr.probabilityDecay : config.lr.betaPenalty;
-      if (lambda > 0) {
-        for (const l of layers.filter((layer) => layer.discrete)) {
-          const c = params.get(`${l.name}/c`);
-          const logits: DiscreteLogits = { a: params.get(`${l.name}/a`)!, ...(c ? { c } : {}) };
-          loss = tf.add(loss, probabilityRegularizer(config.kind, logits, lambda));
-        }
-      }
-    }
-    return loss;
-  }, trainable);
-
+  const step = lossAndGradients(model, params, config, phase, input, labels, shape, numClasses, stepSeeds(config.seed, globalStep));
   try {
-    const named: Record<string, Tensor> = {};
-    for (const [name, v] of params) if (grads[v.name]) named[name] = grads[v.name]!;
-    adam.apply(params, named, learningRate);
+    adam.apply(params, Object.fromEntries(step.gradients), learningRate);
     if (phase === 'lr' && config.kind === 'binary' && config.architecture === 'resnet18') {
       // The authors' binary ImageNet recipe keeps the logits in [-4.6, 4.6] (p(+1) within about [0.01, 0.99]).
       for (const l of layers.filter((layer) => layer.discrete)) {
@@ -455,18 +411,17 @@ export async function trainStep(
     }
     const momentum = config.batchNormMomentum;
     tf.tidy(() => {
-      for (const [layer, stats] of batchStats) {
+      for (const [layer, stats] of step.batchStatistics) {
         const mean = params.get(`${layer}/movingMean`)!;
         const variance = params.get(`${layer}/movingVariance`)!;
         mean.assign(tf.add(tf.mul(momentum, mean), tf.mul(1 - momentum, stats.mean)));
         variance.assign(tf.add(tf.mul(momentum, variance), tf.mul(1 - momentum, stats.variance)));
       }
     });
-    const [lossValue, ceValue, correctValue] = await Promise.all([value.data(), crossEntropy!.data(), correct!.data()]);
+    const [lossValue, ceValue, correctValue] = await Promise.all([step.loss.data(), step.crossEntropy.data(), step.correct.data()]);
     return [lossValue[0]!, ceValue[0]!, correctValue[0]!];
   } finally {
-    tf.dispose([x, y, value, ...Object.values(grads), crossEntropy ?? [], correct ?? []].flat());
-    for (const s of batchStats.values()) tf.dispose([s.mean, s.variance]);
+    step.dispose();
   }
 }
 

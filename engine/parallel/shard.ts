@@ -9,12 +9,11 @@
  * for bit (double rounding is innocuous for +, -, *, / and sqrt from double to float). A 1-worker stepper
  * therefore follows trainStep exactly; test/parallel.test.ts checks it.
  */
-import { tf, type Tensor } from '../tf.ts';
+import type { Tensor } from '../tf.ts';
 import { deriveSeed } from '../random.ts';
 import type { TrainingConfig } from '../config.ts';
-import type { Phase } from '../train.ts';
-import { probabilityRegularizer, type DiscreteLogits } from '../distributions.ts';
-import { type ModelDefinition, type Parameters, type BatchNormStatistics, describeLayers, forward, isTrainable } from '../models.ts';
+import { lossAndGradients, stepSeeds, type Phase } from '../gradients.ts';
+import type { ModelDefinition, Parameters, BatchNormStatistics } from '../models.ts';
 
 /** The logit clip of the binary ImageNet recipe (trainStep's BINARY_IMAGENET_LOGIT_CLIP). */
 const BINARY_IMAGENET_LOGIT_CLIP = 4.6;
@@ -34,8 +33,7 @@ export interface ShardSeeds {
  * gets its own stream derived from the step's seed and its index.
  */
 export function shardSeeds(seed: number, globalStep: number, worker: number): ShardSeeds {
-  const noise = deriveSeed(seed, 61, globalStep);
-  const dropout = deriveSeed(seed, 71, globalStep);
+  const { noise, dropout } = stepSeeds(seed, globalStep);
   return worker === 0 ? { noise, dropout } : { noise: deriveSeed(noise, worker), dropout: deriveSeed(dropout, worker) };
 }
 
@@ -63,60 +61,14 @@ export function shardGradients(
   numClasses: number,
   seeds: ShardSeeds,
 ): ShardResult {
-  const batchStats = new Map<string, BatchNormStatistics>();
-  const trainable = [...params.entries()].filter(([name]) => isTrainable(name)).map(([, v]) => v);
-  const layers = describeLayers(model);
-  const phaseConfig = phase === 'pretrain' ? config.pretrain : config.lr;
-  let crossEntropy: Tensor | undefined;
-  let correct: Tensor | undefined;
-
-  const x = tf.tensor4d(input, [...shape]);
-  const y = tf.tensor1d(labels, 'int32');
-  const { value, grads } = tf.variableGrads(() => {
-    const logits = forward(model, params, x, {
-      mode: phase === 'pretrain' ? 'full' : 'lr',
-      training: true,
-      batchStatistics: true,
-      kind: config.kind,
-      noiseSeed: seeds.noise,
-      dropoutSeed: seeds.dropout,
-      onBatchStatistics: (layer, stats) => batchStats.set(layer, { mean: tf.keep(stats.mean), variance: tf.keep(stats.variance) }),
-    });
-    const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, numClasses), logits);
-    crossEntropy = tf.keep(ce.clone());
-    correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32')));
-    let loss = ce as tf.Scalar;
-    const decayed = layers.filter((l) => l.op !== 'batchnorm' && (phase === 'pretrain' || !l.discrete));
-    if (phaseConfig.weightDecay > 0 && decayed.length > 0) {
-      const squares = tf.addN(decayed.map((l) => tf.sum(tf.square(params.get(`${l.name}/kernel`)!))));
-      loss = tf.add(loss, tf.mul(0.5 * phaseConfig.weightDecay, squares));
-    }
-    if (phase === 'lr') {
-      const lambda = config.kind === 'ternary' ? config.lr.probabilityDecay : config.lr.betaPenalty;
-      if (lambda > 0) {
-        for (const l of layers.filter((layer) => layer.discrete)) {
-          const c = params.get(`${l.name}/c`);
-          const logits: DiscreteLogits = { a: params.get(`${l.name}/a`)!, ...(c ? { c } : {}) };
-          loss = tf.add(loss, probabilityRegularizer(config.kind, logits, lambda));
-        }
-      }
-    }
-    return loss;
-  }, trainable);
-
-  const gradients = new Map<string, Tensor>();
-  for (const [name, v] of params) if (grads[v.name]) gradients.set(name, grads[v.name]!);
-  const owned = [x, y, value, ...Object.values(grads), crossEntropy!, correct!];
+  const step = lossAndGradients(model, params, config, phase, input, labels, shape, numClasses, seeds);
   return {
-    loss: value.dataSync()[0]!,
-    crossEntropy: crossEntropy!.dataSync()[0]!,
-    correct: correct!.dataSync()[0]!,
-    gradients,
-    batchStatistics: batchStats,
-    dispose() {
-      tf.dispose(owned);
-      for (const s of batchStats.values()) tf.dispose([s.mean, s.variance]);
-    },
+    loss: step.loss.dataSync()[0]!,
+    crossEntropy: step.crossEntropy.dataSync()[0]!,
+    correct: step.correct.dataSync()[0]!,
+    gradients: step.gradients,
+    batchStatistics: step.batchStatistics,
+    dispose: () => step.dispose(),
   };
 }
 
