@@ -30,7 +30,7 @@ import { lossAndGradients, stepSeeds, type Phase } from './gradients.ts';
 
 export type { Phase } from './gradients.ts';
 import { saveCheckpoint, loadCheckpoint, toTensor, type LoadedCheckpoint } from './checkpoint.ts';
-import { accuracy, evaluateDiscrete, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
+import { accuracy, estimateBatchNormStatistics, evaluateDiscrete, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
 import type { BackendInfo } from './backends/index.ts';
 import { createParallelStepper, defaultWorkerCount } from './parallel/index.ts';
 
@@ -338,11 +338,19 @@ export async function train(
         if (last || periodic) {
           if (phase === 'pretrain') {
             await syncFromWorkers();
-            const fp = { mode: 'full', training: false, batchStatistics: false } as const;
+            // Batch norm re-estimated as for the discrete nets: early in a run the moving statistics (momentum
+            // 0.99 in the paper's recipe) still lag far behind the weights.
+            const base = { mode: 'full', training: false, batchStatistics: false } as const;
+            const images = calibration.indices.subarray(0, config.evaluation.batchNormImages);
+            const statisticsOverride = images.length > 0
+              ? await estimateBatchNormStatistics(model, params, { set: calibration.set, indices: images }, dataset.normalization, base)
+              : undefined;
+            const fp = { ...base, ...(statisticsOverride ? { statisticsOverride } : {}) };
             const fullPrecision = {
               validation: await accuracy(model, params, validation, dataset.normalization, fp),
               test: await accuracy(model, params, test, dataset.normalization, fp),
             };
+            for (const s of statisticsOverride?.values() ?? []) tf.dispose([s.mean, s.variance]);
             emit({ type: 'evaluation', phase: 'pretrain', epoch: epochNumber, step: globalStep, fullPrecision });
           } else {
             await evaluateLr(epochNumber);
