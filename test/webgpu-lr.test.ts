@@ -5,11 +5,12 @@
  * (tf.grads of the reference composition), on the MNIST layer shapes (5x5 1->32 at 28px, 5x5 32->64 at 14px,
  * dense 3136->512) and strided 3x3 convolutions, to 1e-4 relative. Small batches keep lavapipe fast.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { tf } from '../engine/tf.ts';
 import { lrConv2d, lrDense, lrReference } from '../engine/webgpu/lr-ops.ts';
 import { philoxNormal } from '../engine/webgpu/philox.ts';
-import { webgpuAvailable, randomTensor, compare } from '../engine/webgpu/verify.ts';
+import { useSubgroups } from '../engine/webgpu/device.ts';
+import { webgpuAvailable, randomTensor, compare, activeSubgroupSize } from '../engine/webgpu/verify.ts';
 
 const TOL = 1e-4;
 
@@ -31,12 +32,22 @@ const CASES: Case[] = [
 
 describe('fused LR layers on WebGPU match the stock ops with the same noise', () => {
   let available = false;
+  let subgroupSize: number | undefined;
   beforeAll(async () => {
     available = await webgpuAvailable();
+    subgroupSize = activeSubgroupSize();
   }, 60_000);
+  afterAll(() => useSubgroups(true));
 
-  for (const c of CASES) it(`${c.name}: forward and the gradients of x, mean and variance`, async (ctx) => {
+  it('runs the subgroup kernels where the device has subgroups (lavapipe: 8 lanes)', (ctx) => {
     if (!available) return ctx.skip();
+    console.info(`fused kernels: ${subgroupSize ? `subgroups of ${subgroupSize}` : 'no subgroups'}`);
+    expect(subgroupSize === undefined || subgroupSize >= 4).toBe(true);
+  });
+
+  for (const variant of ['subgroups', 'plain'] as const) for (const c of CASES) it(`${variant}: ${c.name}: forward and the gradients of x, mean and variance`, async (ctx) => {
+    if (!available || (variant === 'subgroups' && !subgroupSize)) return ctx.skip();
+    useSubgroups(variant === 'subgroups');
     const seed = 0x5eed + c.x[0]! * 7 + c.w[c.w.length - 1]!;
     const x = randomTensor(c.x, 1);
     // Ternary-like moments: mean in (-1, 1), variance in (0, 1).

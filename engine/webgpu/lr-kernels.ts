@@ -65,11 +65,15 @@ export function denseGeometry(input: readonly number[], weights: readonly number
 const geometryKey = (g: ConvGeometry) =>
   `${g.n}x${g.h}x${g.w}x${g.ci}_${g.k}s${g.stride}p${g.padTop},${g.padLeft}_${g.co}`;
 
-/** Lanes per workgroup for `count` work items: 64, or the smallest power of two (at least 8) that covers them. */
+/**
+ * Lanes per workgroup for `count` work items: the largest power of two from `max` down to 8 that wastes at most
+ * 1/8 of the invocations on the padding past `count` (llvmpipe runs padding lanes at full cost), else 8.
+ */
 export function lanesFor(count: number, max = 64): number {
-  let lanes = 8;
-  while (lanes < max && lanes < count) lanes *= 2;
-  return lanes;
+  for (let lanes = max; lanes > 8; lanes /= 2) {
+    if (Math.ceil(count / lanes) * lanes - count <= count / 8) return lanes;
+  }
+  return 8;
 }
 
 /** Largest block of `total` channels (a multiple of `unit` dividing `total`) not above `max`. */
@@ -87,6 +91,17 @@ export function pixelsPerLane(width: number, rows: number, max = 4): number {
   let p = Math.min(max, width);
   while (p > 1 && rows * Math.ceil(width / p) < 8) p--;
   return p;
+}
+
+/**
+ * Pixels per invocation for the subgroup kernels: the largest divisor of the width up to `max` that leaves 8
+ * invocations. Wider tiles run a little faster on lavapipe (14 pixels: -25%) but the shader then takes 10-30 s to
+ * compile, once per layer shape and process.
+ */
+export function pixelsPerLaneWide(width: number, rows: number, max = 7): number {
+  let best = 1;
+  for (let d = 1; d <= Math.min(max, width); d++) if (width % d === 0 && rows * (width / d) >= 8) best = d;
+  return best;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -422,5 +437,432 @@ fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
   }
 }`,
     dispatch: [Math.min(Math.ceil(groups / lanes), 65535), Math.ceil(Math.ceil(groups / lanes) / 65535), 1],
+  };
+}
+
+/**
+ * Subgroup variants. On llvmpipe (Mesa 25.0) every storage-buffer load is issued lane by lane, each with its own
+ * bounds check, even when all lanes read the same address; the convolutions above spend most of their time there
+ * loading weights that are the same for every lane. With subgroups, the lanes of a subgroup load *different*
+ * weight vec4s and pass them around with subgroupBroadcast (a register shuffle), so one per-lane load brings in
+ * `subgroupSize` useful values instead of one. The input rows are also loaded once per row window instead of once
+ * per filter tap.
+ */
+export interface SubgroupForwardOptions extends ForwardOptions {
+  readonly subgroupSize: number;
+}
+
+/** Loads `count` uniform vec4s cooperatively: returns the per-lane load lines and an accessor for item t. */
+function cooperative(name: string, count: number, sg: number, index: (t: string) => string, buffers: readonly string[]): {
+  setup: string[];
+  load: string[];
+  item: (buffer: string, t: number) => string;
+} {
+  const rounds = Math.ceil(count / sg);
+  const setup: string[] = [];
+  const load: string[] = [];
+  for (let r = 0; r < rounds; r++) {
+    setup.push(`let ${name}t${r} = min(i32(sid) + ${r * sg}, ${count - 1});`);
+    for (const b of buffers) load.push(`let ${name}${b}${r} = ${b}[${index(`${name}t${r}`)}];`);
+  }
+  return { setup, load, item: (b, t) => `subgroupBroadcast(${name}${b}${Math.floor(t / sg)}, ${t % sg}u)` };
+}
+
+export function lrForwardProgramSubgroup(g: ConvGeometry, options: SubgroupForwardOptions): FusedProgram {
+  const sg = options.subgroupSize;
+  const P = options.pixels ?? pixelsPerLaneWide(g.ow, g.n * g.oh);
+  const V = channelBlock(g.co / 4, options.channelVecs ?? 2, 1);
+  const co4 = g.co / 4;
+  const owq = Math.ceil(g.ow / P);
+  const items = g.n * g.oh * owq;
+  const lanes = Math.max(options.lanes ?? lanesFor(items), sg);
+  const vecX = g.ci % 4 === 0;
+  const xType = vecX ? 'vec4<f32>' : 'f32';
+  const ciSteps = vecX ? g.ci / 4 : g.ci;
+  const comps = vecX ? 4 : 1;
+  const write = options.writeFactor;
+  const outBindings = write ? 2 : 1;
+  const windowSize = (P - 1) * g.stride + g.k;
+  const code = () => {
+    const acc: string[] = [];
+    for (let p = 0; p < P; p++) for (let c = 0; c < V; c++) acc.push(`var am${p}_${c} = vec4<f32>(0.0); var av${p}_${c} = vec4<f32>(0.0);`);
+    // Weight item t = k * V + c (input channel component k, output vec4 c) at offset k * co4 + c from the tap base.
+    const coop = cooperative('w', comps * V, sg, (t) => `wb + (${t} / ${V}) * ${co4} + ${t} % ${V}`, ['mu', 'vr']);
+    const windowLines: string[] = [];
+    for (let j = 0; j < windowSize; j++) {
+      windowLines.push(`let ok${j} = vy && ix0 + ${j} >= 0 && ix0 + ${j} < ${g.w};`);
+      windowLines.push(`let xv${j} = select(${xType}(0.0), x[select(0, (rowBase + ix0 + ${j}) * ${ciSteps} + c, ok${j})], ok${j}); let xq${j} = xv${j} * xv${j};`);
+    }
+    const taps: string[] = [];
+    for (let kx = 0; kx < g.k; kx++) {
+      taps.push(`{ let wb = tap + ${kx * g.ci * co4};`);
+      taps.push(...coop.load.map((l) => `  ${l}`));
+      for (let k = 0; k < comps; k++) {
+        for (let c = 0; c < V; c++) taps.push(`  let wm${k}_${c} = ${coop.item('mu', k * V + c)}; let wv${k}_${c} = ${coop.item('vr', k * V + c)};`);
+      }
+      for (let p = 0; p < P; p++) {
+        const j = p * g.stride + kx;
+        const xs = (k: number) => (vecX ? `xv${j}[${k}]` : `xv${j}`);
+        const xq = (k: number) => (vecX ? `xq${j}[${k}]` : `xq${j}`);
+        for (let c = 0; c < V; c++) {
+          taps.push(`  am${p}_${c} += ${range(comps).map((k) => `${xs(k)} * wm${k}_${c}`).join(' + ')};`);
+          taps.push(`  av${p}_${c} += ${range(comps).map((k) => `${xq(k)} * wv${k}_${c}`).join(' + ')};`);
+        }
+      }
+      taps.push('}');
+    }
+    const epilogue: string[] = [];
+    for (let p = 0; p < P; p++) {
+      epilogue.push(`if (live && oq * ${P} + ${p} < ${g.ow}) {`);
+      epilogue.push(`  let base = (pixelBase + ${p}) * ${co4} + cb;`);
+      for (let c = 0; c < V; c++) {
+        epilogue.push(`  { let o = base + ${c}; let s = sqrt(av${p}_${c} + ${f32(LR_VARIANCE_EPSILON)}); let eps = philoxNormal4(u.seed, u32(o));`);
+        epilogue.push(`    z[o] = am${p}_${c} + s * eps;${write ? ' gf[o] = 0.5 * eps / s;' : ''} }`);
+      }
+      epilogue.push('}');
+    }
+    return `enable subgroups;
+${PHILOX_WGSL}
+struct Uniforms { seed : u32 };
+@group(0) @binding(0) var<storage, read_write> z : array<vec4<f32>>;
+${write ? '@group(0) @binding(1) var<storage, read_write> gf : array<vec4<f32>>;' : ''}
+@group(0) @binding(${outBindings}) var<storage, read> x : array<${xType}>;
+@group(0) @binding(${outBindings + 1}) var<storage, read> mu : array<vec4<f32>>;
+@group(0) @binding(${outBindings + 2}) var<storage, read> vr : array<vec4<f32>>;
+@group(0) @binding(${outBindings + 3}) var<uniform> u : Uniforms;
+
+@compute @workgroup_size(${lanes})
+fn main(@builtin(local_invocation_id) lid : vec3<u32>, @builtin(workgroup_id) wid : vec3<u32>,
+        @builtin(subgroup_invocation_id) sid : u32) {
+  let item = i32(wid.x) * ${lanes} + i32(lid.x);
+  let live = item < ${items};
+  let ic = min(item, ${items - 1});
+  let oq = ic % ${owq};
+  let t = ic / ${owq};
+  let oy = t % ${g.oh};
+  let n = t / ${g.oh};
+  let pixelBase = t * ${g.ow} + oq * ${P};
+  let ix0 = oq * ${P * g.stride} - ${g.padLeft};
+  let cb = i32(wid.y) * ${V};
+  ${coop.setup.join('\n  ')}
+  ${acc.join('\n  ')}
+  for (var ky = 0; ky < ${g.k}; ky++) {
+    let iy = oy * ${g.stride} + ky - ${g.padTop};
+    let vy = iy >= 0 && iy < ${g.h};
+    let rowBase = (n * ${g.h} + iy) * ${g.w};
+    for (var c = 0; c < ${ciSteps}; c++) {
+      ${windowLines.join('\n      ')}
+      let tap = (ky * ${g.k * g.ci} + c * ${comps}) * ${co4} + cb;
+      ${taps.join('\n      ')}
+    }
+  }
+  ${epilogue.join('\n  ')}
+}`;
+  };
+  return {
+    name: 'LrForwardSubgroup',
+    key: `lrfwdsg${sg}_${geometryKey(g)}_p${P}v${V}_l${lanes}_${write ? 'g' : 'z'}`,
+    code,
+    dispatch: [Math.ceil(items / lanes), co4 / V, 1],
+  };
+}
+
+export interface SubgroupBackpropInputOptions extends BackpropInputOptions {
+  readonly subgroupSize: number;
+}
+
+/**
+ * dx with subgroups: per output-gradient vec4 step, the weights of the lane's input channels are loaded
+ * cooperatively; dz and dz * g are loaded once per row window (all filter taps along the width reuse them).
+ */
+export function lrBackpropInputProgramSubgroup(g: ConvGeometry, options: SubgroupBackpropInputOptions): FusedProgram {
+  const sg = options.subgroupSize;
+  const vecC = g.ci % 4 === 0;
+  const C = vecC ? 4 * channelBlock(g.ci / 4, options.channelVecs ?? 2, 1) : 1;
+  const P = options.pixels ?? pixelsPerLaneWide(g.w, g.n * g.h);
+  const wq = Math.ceil(g.w / P);
+  const items = g.n * g.h * wq;
+  const lanes = Math.max(options.lanes ?? lanesFor(items), sg);
+  const co4 = g.co / 4;
+  // Window position j holds the output column of tx = ix0 + padLeft - (k - 1) + j; pixel p, tap kx uses j = p - kx + k - 1.
+  const windowSize = P + g.k - 1;
+  const code = () => {
+    const acc: string[] = [];
+    for (let p = 0; p < P; p++) for (let c = 0; c < C; c++) acc.push(`var am${p}_${c} = 0.0; var av${p}_${c} = 0.0;`);
+    const coop = cooperative('w', C, sg, (t) => `wb + ${t} * ${co4}`, ['mu', 'vr']);
+    const windowLines: string[] = [];
+    for (let j = 0; j < windowSize; j++) {
+      windowLines.push(`let tx${j} = tx0 + ${j}; let ox${j} = tx${j} / ${g.stride};`);
+      windowLines.push(`let ok${j} = vy && tx${j} >= 0 && ox${j} * ${g.stride} == tx${j} && ox${j} < ${g.ow};`);
+      windowLines.push(`let db${j} = select(0, (outRow + ox${j}) * ${co4} + c, ok${j});`);
+      windowLines.push(`let d${j} = select(vec4<f32>(0.0), dz[db${j}], ok${j}); let e${j} = select(vec4<f32>(0.0), dzg[db${j}], ok${j});`);
+    }
+    const taps: string[] = [];
+    for (let kx = 0; kx < g.k; kx++) {
+      taps.push(`{ let wb = ((ky * ${g.k} + ${kx}) * ${g.ci} + cb) * ${co4} + c;`);
+      taps.push(...coop.load.map((l) => `  ${l}`));
+      for (let c = 0; c < C; c++) taps.push(`  let wm${c} = ${coop.item('mu', c)}; let wv${c} = ${coop.item('vr', c)};`);
+      for (let p = 0; p < P; p++) {
+        const j = p - kx + g.k - 1;
+        for (let c = 0; c < C; c++) taps.push(`  am${p}_${c} += dot(d${j}, wm${c}); av${p}_${c} += dot(e${j}, wv${c});`);
+      }
+      taps.push('}');
+    }
+    const epilogue: string[] = [];
+    for (let p = 0; p < P; p++) {
+      epilogue.push(`if (live && iq * ${P} + ${p} < ${g.w}) {`);
+      if (vecC) {
+        for (let j = 0; j < C / 4; j++) {
+          const m = `vec4<f32>(${range(4).map((k) => `am${p}_${4 * j + k}`).join(', ')})`;
+          const v = `vec4<f32>(${range(4).map((k) => `av${p}_${4 * j + k}`).join(', ')})`;
+          epilogue.push(`  { let o = (pixelBase + ${p}) * ${g.ci / 4} + cb / 4 + ${j}; dx[o] = ${m} + 2.0 * x[o] * ${v}; }`);
+        }
+      } else {
+        epilogue.push(`  { let o = (pixelBase + ${p}) * ${g.ci} + cb; dx[o] = am${p}_0 + 2.0 * x[o] * av${p}_0; }`);
+      }
+      epilogue.push('}');
+    }
+    const xType = vecC ? 'vec4<f32>' : 'f32';
+    return `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> dx : array<${xType}>;
+@group(0) @binding(1) var<storage, read> dz : array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dzg : array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> x : array<${xType}>;
+@group(0) @binding(4) var<storage, read> mu : array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> vr : array<vec4<f32>>;
+
+@compute @workgroup_size(${lanes})
+fn main(@builtin(local_invocation_id) lid : vec3<u32>, @builtin(workgroup_id) wid : vec3<u32>,
+        @builtin(subgroup_invocation_id) sid : u32) {
+  let item = i32(wid.x) * ${lanes} + i32(lid.x);
+  let live = item < ${items};
+  let ic = min(item, ${items - 1});
+  let iq = ic % ${wq};
+  let t = ic / ${wq};
+  let iy = t % ${g.h};
+  let n = t / ${g.h};
+  let pixelBase = t * ${g.w} + iq * ${P};
+  let tx0 = iq * ${P} + ${g.padLeft - (g.k - 1)};
+  let cb = i32(wid.y) * ${C};
+  ${coop.setup.join('\n  ')}
+  ${acc.join('\n  ')}
+  for (var ky = 0; ky < ${g.k}; ky++) {
+    let ty = iy + ${g.padTop} - ky;
+    let oy = ty / ${g.stride};
+    let vy = ty >= 0 && oy * ${g.stride} == ty && oy < ${g.oh};
+    let outRow = (n * ${g.oh} + oy) * ${g.ow};
+    for (var c = 0; c < ${co4}; c++) {
+      ${windowLines.join('\n      ')}
+      ${taps.join('\n      ')}
+    }
+  }
+  ${epilogue.join('\n  ')}
+}`;
+  };
+  return {
+    name: 'LrBackpropInputSubgroup',
+    key: `lrbpisg${sg}_${geometryKey(g)}_p${P}c${C}_l${lanes}`,
+    code,
+    dispatch: [Math.ceil(items / lanes), g.ci / C, 1],
+  };
+}
+
+export interface SubgroupBackpropFilterOptions extends BackpropFilterOptions {
+  readonly subgroupSize: number;
+  /** Output pixels per iteration (default: as many as make one cooperative load). */
+  readonly pixels?: number;
+}
+
+/**
+ * Filter gradients with subgroups: each iteration takes sg / V output pixels along a row, whose dz and dz * g
+ * vec4s (the same for every lane) are loaded cooperatively, one per lane.
+ */
+export function lrBackpropFilterProgramSubgroup(g: ConvGeometry, options: SubgroupBackpropFilterOptions): FusedProgram & { splits: number } {
+  const sg = options.subgroupSize;
+  const vecC = g.ci % 4 === 0;
+  const R = vecC ? 4 : 1;
+  const ciSteps = g.ci / R;
+  const V = channelBlock(g.co / 4, options.channelVecs ?? 2, 1);
+  const U = Math.min(options.pixels ?? Math.max(1, Math.floor(sg / V)), g.ow);
+  const rows = g.k * g.k * ciSteps;
+  const lanes = Math.max(options.lanes ?? lanesFor(rows), sg);
+  const co4 = g.co / 4;
+  const baseGroups = Math.ceil(rows / lanes) * (co4 / V);
+  const splits = options.splits ?? filterSplits(g, baseGroups);
+  const perSplit = Math.ceil(g.n / splits);
+  const xType = vecC ? 'vec4<f32>' : 'f32';
+  const code = () => {
+    const acc: string[] = [];
+    for (let r = 0; r < R; r++) for (let c = 0; c < V; c++) acc.push(`var am${r}_${c} = vec4<f32>(0.0); var av${r}_${c} = vec4<f32>(0.0);`);
+    // Item t = u * V + c: pixel u of this group of U, output vec4 c.
+    const coop = cooperative('d', U * V, sg, (t) => `min(db + (${t} / ${V}) * ${co4}, lastPixel) + ${t} % ${V}`, ['dz', 'dzg']);
+    const body: string[] = [...coop.load];
+    for (let u = 0; u < U; u++) {
+      body.push(`let ix${u} = (ox + ${u}) * ${g.stride} + kx - ${g.padLeft};`);
+      body.push(`let ok${u} = vy && ox + ${u} < ${g.ow} && ix${u} >= 0 && ix${u} < ${g.w};`);
+      body.push(`let xv${u} = select(${xType}(0.0), x[select(0, (xRow + ix${u}) * ${ciSteps} + ci, ok${u})], ok${u}); let xq${u} = xv${u} * xv${u};`);
+      for (let c = 0; c < V; c++) body.push(`let d${u}_${c} = ${coop.item('dz', u * V + c)}; let e${u}_${c} = ${coop.item('dzg', u * V + c)};`);
+    }
+    // One update per accumulator and iteration (see lrForwardProgram): the U pixels' products are summed first.
+    for (let r = 0; r < R; r++) {
+      const xs = (u: number) => (vecC ? `xv${u}[${r}]` : `xv${u}`);
+      const xq = (u: number) => (vecC ? `xq${u}[${r}]` : `xq${u}`);
+      for (let c = 0; c < V; c++) {
+        body.push(`am${r}_${c} += ${range(U).map((u) => `${xs(u)} * d${u}_${c}`).join(' + ')};`);
+        body.push(`av${r}_${c} += ${range(U).map((u) => `${xq(u)} * e${u}_${c}`).join(' + ')};`);
+      }
+    }
+    const epilogue: string[] = [];
+    for (let r = 0; r < R; r++) {
+      epilogue.push(`{ let o = (split * ${g.k * g.k * g.ci} + tap * ${g.ci} + ci * ${R} + ${r}) * ${co4} + cb;`);
+      for (let c = 0; c < V; c++) epilogue.push(`  dmu[o + ${c}] = am${r}_${c}; dvr[o + ${c}] = av${r}_${c};`);
+      epilogue.push('}');
+    }
+    return `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> dmu : array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> dvr : array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> x : array<${xType}>;
+@group(0) @binding(3) var<storage, read> dz : array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> dzg : array<vec4<f32>>;
+
+@compute @workgroup_size(${lanes})
+fn main(@builtin(local_invocation_id) lid : vec3<u32>, @builtin(workgroup_id) wid : vec3<u32>,
+        @builtin(subgroup_invocation_id) sid : u32) {
+  let item = i32(wid.x) * ${lanes} + i32(lid.x);
+  let rc = min(item, ${rows - 1});
+  let ci = rc % ${ciSteps};
+  let tap = rc / ${ciSteps};
+  let kx = tap % ${g.k};
+  let ky = tap / ${g.k};
+  let cb = i32(wid.y) * ${V};
+  let split = i32(wid.z);
+  ${coop.setup.join('\n  ')}
+  ${acc.join('\n  ')}
+  let n0 = split * ${perSplit};
+  let n1 = min(n0 + ${perSplit}, ${g.n});
+  for (var n = n0; n < n1; n++) {
+    for (var oy = 0; oy < ${g.oh}; oy++) {
+      let iy = oy * ${g.stride} + ky - ${g.padTop};
+      let vy = iy >= 0 && iy < ${g.h};
+      let xRow = (n * ${g.h} + iy) * ${g.w};
+      let rowStart = ((n * ${g.oh} + oy) * ${g.ow}) * ${co4} + cb;
+      let lastPixel = rowStart + ${(g.ow - 1) * co4};
+      for (var ox = 0; ox < ${g.ow}; ox += ${U}) {
+        let db = rowStart + ox * ${co4};
+        ${body.join('\n        ')}
+      }
+    }
+  }
+  if (item < ${rows}) {
+    ${epilogue.join('\n    ')}
+  }
+}`;
+  };
+  return {
+    name: 'LrBackpropFilterSubgroup',
+    key: `lrbpfsg${sg}_${geometryKey(g)}_u${U}v${V}_l${lanes}_s${splits}`,
+    code,
+    dispatch: [Math.ceil(rows / lanes), co4 / V, splits],
+    splits,
+  };
+}
+
+/**
+ * Filter gradients with subgroups, one filter row per lane: a lane owns every tap kx of one (ky, input vec4) and
+ * walks the output rows U pixels at a time, so one window of U + k - 1 input loads feeds all its taps, and the
+ * U pixels' dz and dz * g (the same for every lane) are loaded cooperatively.
+ */
+export function lrBackpropFilterProgramRows(g: ConvGeometry, options: SubgroupBackpropFilterOptions): FusedProgram & { splits: number } {
+  const sg = options.subgroupSize;
+  const vecC = g.ci % 4 === 0;
+  const R = vecC ? 4 : 1;
+  const ciSteps = g.ci / R;
+  const V = channelBlock(g.co / 4, options.channelVecs ?? 2, 1);
+  const U = Math.min(options.pixels ?? Math.max(1, Math.floor(sg / V)), g.ow);
+  const rows = g.k * ciSteps;
+  const lanes = Math.max(options.lanes ?? lanesFor(rows), sg);
+  const co4 = g.co / 4;
+  const baseGroups = Math.ceil(rows / lanes) * (co4 / V);
+  const splits = options.splits ?? filterSplits(g, baseGroups);
+  const perSplit = Math.ceil(g.n / splits);
+  const xType = vecC ? 'vec4<f32>' : 'f32';
+  const windowSize = (U - 1) * g.stride + g.k;
+  const code = () => {
+    const acc: string[] = [];
+    for (let kx = 0; kx < g.k; kx++) for (let r = 0; r < R; r++) for (let c = 0; c < V; c++) acc.push(`var am${kx}_${r}_${c} = vec4<f32>(0.0); var av${kx}_${r}_${c} = vec4<f32>(0.0);`);
+    const coop = cooperative('d', U * V, sg, (t) => `min(db + (${t} / ${V}) * ${co4}, lastPixel) + ${t} % ${V}`, ['dz', 'dzg']);
+    const body: string[] = [...coop.load];
+    for (let j = 0; j < windowSize; j++) {
+      body.push(`let ix${j} = ox * ${g.stride} + ${j - g.padLeft}; let ok${j} = vy && ix${j} >= 0 && ix${j} < ${g.w};`);
+      body.push(`let xv${j} = select(${xType}(0.0), x[select(0, (xRow + ix${j}) * ${ciSteps} + ci, ok${j})], ok${j}); let xq${j} = xv${j} * xv${j};`);
+    }
+    for (let u = 0; u < U; u++) {
+      // Pixels past the row end contribute nothing: their dz is replaced by zeros.
+      for (let c = 0; c < V; c++) {
+        body.push(`let d${u}_${c} = select(vec4<f32>(0.0), ${coop.item('dz', u * V + c)}, ox + ${u} < ${g.ow}); let e${u}_${c} = select(vec4<f32>(0.0), ${coop.item('dzg', u * V + c)}, ox + ${u} < ${g.ow});`);
+      }
+    }
+    for (let kx = 0; kx < g.k; kx++) {
+      for (let r = 0; r < R; r++) {
+        const xs = (u: number) => (vecC ? `xv${u * g.stride + kx}[${r}]` : `xv${u * g.stride + kx}`);
+        const xq = (u: number) => (vecC ? `xq${u * g.stride + kx}[${r}]` : `xq${u * g.stride + kx}`);
+        for (let c = 0; c < V; c++) {
+          body.push(`am${kx}_${r}_${c} += ${range(U).map((u) => `${xs(u)} * d${u}_${c}`).join(' + ')};`);
+          body.push(`av${kx}_${r}_${c} += ${range(U).map((u) => `${xq(u)} * e${u}_${c}`).join(' + ')};`);
+        }
+      }
+    }
+    const epilogue: string[] = [];
+    for (let kx = 0; kx < g.k; kx++) {
+      for (let r = 0; r < R; r++) {
+        epilogue.push(`{ let o = (split * ${g.k * g.k * g.ci} + (ky * ${g.k} + ${kx}) * ${g.ci} + ci * ${R} + ${r}) * ${co4} + cb;`);
+        for (let c = 0; c < V; c++) epilogue.push(`  dmu[o + ${c}] = am${kx}_${r}_${c}; dvr[o + ${c}] = av${kx}_${r}_${c};`);
+        epilogue.push('}');
+      }
+    }
+    return `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> dmu : array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> dvr : array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> x : array<${xType}>;
+@group(0) @binding(3) var<storage, read> dz : array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> dzg : array<vec4<f32>>;
+
+@compute @workgroup_size(${lanes})
+fn main(@builtin(local_invocation_id) lid : vec3<u32>, @builtin(workgroup_id) wid : vec3<u32>,
+        @builtin(subgroup_invocation_id) sid : u32) {
+  let item = i32(wid.x) * ${lanes} + i32(lid.x);
+  let rc = min(item, ${rows - 1});
+  let ci = rc % ${ciSteps};
+  let ky = rc / ${ciSteps};
+  let cb = i32(wid.y) * ${V};
+  let split = i32(wid.z);
+  ${coop.setup.join('\n  ')}
+  ${acc.join('\n  ')}
+  let n0 = split * ${perSplit};
+  let n1 = min(n0 + ${perSplit}, ${g.n});
+  for (var n = n0; n < n1; n++) {
+    for (var oy = 0; oy < ${g.oh}; oy++) {
+      let iy = oy * ${g.stride} + ky - ${g.padTop};
+      let vy = iy >= 0 && iy < ${g.h};
+      let xRow = (n * ${g.h} + iy) * ${g.w};
+      let rowStart = ((n * ${g.oh} + oy) * ${g.ow}) * ${co4} + cb;
+      let lastPixel = rowStart + ${(g.ow - 1) * co4};
+      for (var ox = 0; ox < ${g.ow}; ox += ${U}) {
+        let db = rowStart + ox * ${co4};
+        ${body.join('\n        ')}
+      }
+    }
+  }
+  if (item < ${rows}) {
+    ${epilogue.join('\n    ')}
+  }
+}`;
+  };
+  return {
+    name: 'LrBackpropFilterRows',
+    key: `lrbpfrow${sg}_${geometryKey(g)}_u${U}v${V}_l${lanes}_s${splits}`,
+    code,
+    dispatch: [Math.ceil(rows / lanes), co4 / V, splits],
+    splits,
   };
 }

@@ -21,12 +21,16 @@ import {
   LR_VARIANCE_EPSILON,
   denseGeometry,
   lrBackpropFilterProgram,
+  lrBackpropFilterProgramSubgroup,
   lrBackpropInputProgram,
+  lrBackpropInputProgramSubgroup,
   lrForwardProgram,
+  lrForwardProgramSubgroup,
   philoxNormalProgram,
   sameConvGeometry,
 } from './lr-kernels.ts';
 import { runFusedProgram, type WebGPUBackendInternals } from './runner.ts';
+import { subgroupSizeOf } from './device.ts';
 
 export const LR_FORWARD_KERNEL = 'LrnetLrForward';
 export const LR_BACKPROP_INPUT_KERNEL = 'LrnetLrBackpropInput';
@@ -65,8 +69,10 @@ export function registerLrKernels(): void {
     const { stride, seed, writeFactor } = attrsOf(args);
     const g = geometryOf(x!.shape, mean!.shape, stride);
     const outShape = stride === 0 ? [g.ow, g.co] : [g.n, g.oh, g.ow, g.co];
-    const program = lrForwardProgram(g, { writeFactor });
-    return runFusedProgram(args.backend as WebGPUBackendInternals, program, [x!, mean!, variance!],
+    const backend = args.backend as WebGPUBackendInternals;
+    const subgroupSize = subgroupSizeOf(backend);
+    const program = subgroupSize ? lrForwardProgramSubgroup(g, { writeFactor, subgroupSize }) : lrForwardProgram(g, { writeFactor });
+    return runFusedProgram(backend, program, [x!, mean!, variance!],
       writeFactor ? [{ shape: outShape }, { shape: outShape }] : [{ shape: outShape }],
       [{ type: 'uint32', data: [seed >>> 0] }]);
   });
@@ -74,18 +80,22 @@ export function registerLrKernels(): void {
   kernel(LR_BACKPROP_INPUT_KERNEL, (args) => {
     const { dz, dzg, x, mean, variance } = args.inputs as Record<string, tf.TensorInfo>;
     const g = geometryOf(x!.shape, mean!.shape, attrsOf(args).stride);
-    const [dx] = runFusedProgram(args.backend as WebGPUBackendInternals, lrBackpropInputProgram(g),
-      [dz!, dzg!, x!, mean!, variance!], [{ shape: x!.shape }]);
+    const backend = args.backend as WebGPUBackendInternals;
+    const subgroupSize = subgroupSizeOf(backend);
+    const program = subgroupSize ? lrBackpropInputProgramSubgroup(g, { subgroupSize }) : lrBackpropInputProgram(g);
+    const [dx] = runFusedProgram(backend, program, [dz!, dzg!, x!, mean!, variance!], [{ shape: x!.shape }]);
     return dx!;
   });
 
   kernel(LR_BACKPROP_FILTER_KERNEL, (args) => {
     const { x, dz, dzg, mean } = args.inputs as Record<string, tf.TensorInfo>;
     const g = geometryOf(x!.shape, mean!.shape, attrsOf(args).stride, 'batch');
-    const program = lrBackpropFilterProgram(g);
+    const backend = args.backend as WebGPUBackendInternals;
+    const subgroupSize = subgroupSizeOf(backend);
+    const program = subgroupSize ? lrBackpropFilterProgramSubgroup(g, { subgroupSize }) : lrBackpropFilterProgram(g);
     const partial = [program.splits, g.k * g.k * g.ci, g.co];
-    // `mean` is bound only to carry the filter shape; the program does not read it.
-    return runFusedProgram(args.backend as WebGPUBackendInternals, program, [x!, dz!, dzg!], [{ shape: partial }, { shape: partial }]);
+    // `mean` only carries the filter shape; the program does not read it.
+    return runFusedProgram(backend, program, [x!, dz!, dzg!], [{ shape: partial }, { shape: partial }]);
   });
 
   kernel(PHILOX_NORMAL_KERNEL, (args) => {

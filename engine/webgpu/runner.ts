@@ -27,6 +27,7 @@ interface GpuComputePass {
   end(): void;
 }
 interface GpuDevice {
+  readonly features?: { has(name: string): boolean };
   createShaderModule(descriptor: { code: string; label?: string }): unknown;
   createComputePipeline(descriptor: { compute: { module: unknown; entryPoint: string }; layout: 'auto'; label?: string }): GpuPipeline;
   createBindGroup(descriptor: { layout: unknown; entries: { binding: number; resource: unknown }[] }): unknown;

@@ -4,10 +4,16 @@
  */
 import { tf } from '../tf.ts';
 import { initBackend } from '../backends/index.ts';
+import { requestWebgpuSubgroups, subgroupSizeOf } from './device.ts';
+import type { WebGPUBackendInternals } from './runner.ts';
 
-/** True when the webgpu backend is up (Dawn found an adapter, e.g. lavapipe); the tests skip otherwise. */
+/**
+ * True when the webgpu backend is up (Dawn found an adapter, e.g. lavapipe); the tests skip otherwise. The device
+ * gets 'subgroups' where the adapter offers it (see device.ts).
+ */
 export async function webgpuAvailable(): Promise<boolean> {
   try {
+    await requestWebgpuSubgroups();
     await initBackend('webgpu');
     return true;
   } catch (error) {
@@ -61,4 +67,9 @@ export async function compare(actual: tf.Tensor, expected: tf.Tensor): Promise<{
   if (actual.shape.join() !== expected.shape.join()) throw new Error(`shape ${actual.shape} vs ${expected.shape}`);
   const [a, e] = await Promise.all([actual.data(), expected.data()]);
   return { max: maxRelativeError(a as Float32Array, e as Float32Array), norm: normRelativeError(a as Float32Array, e as Float32Array) };
+}
+
+/** The subgroup size the fused kernels use on the active backend (undefined: the variants without subgroups). */
+export function activeSubgroupSize(): number | undefined {
+  return tf.getBackend() === 'webgpu' ? subgroupSizeOf(tf.backend() as unknown as WebGPUBackendInternals) : undefined;
 }
