@@ -4,7 +4,7 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { tf } from '../engine/tf.ts';
-import { batchNormRelu, batchNormReluReference } from '../engine/webgpu/bn-relu.ts';
+import { batchNormRelu, batchNormReluReference, batchNormReluPool, batchNormReluPoolReference } from '../engine/webgpu/bn-relu.ts';
 import { webgpuAvailable, randomTensor, compare } from '../engine/webgpu/verify.ts';
 
 const TOL = 1e-4;
@@ -34,6 +34,28 @@ describe('fused batch norm + ReLU on WebGPU', () => {
     for (const [i, name] of ['dx', 'dgamma', 'dbeta'].entries()) {
       const err = await compare(g1[i]!, g2[i]!);
       expect(err.max, name).toBeLessThan(TOL);
+    }
+    tf.dispose([h, gamma, beta, dy, got.y, got.mean, got.variance, want.y, want.mean, want.variance, ...g1, ...g2]);
+  }, 60_000);
+
+  for (const shape of [[3, 28, 28, 32], [2, 14, 14, 64], [2, 6, 4, 8]]) it(`with a 2x2 max pool, shape ${JSON.stringify(shape)}`, async (ctx) => {
+    if (!available) return ctx.skip();
+    const channels = shape[shape.length - 1]!;
+    const h = tf.add(randomTensor(shape, 11, -3, 3), 0.5);
+    const gamma = randomTensor([channels], 12, 0.5, 1.5);
+    const beta = randomTensor([channels], 13, -0.5, 0.5);
+    const pooled = [shape[0]!, shape[1]! / 2, shape[2]! / 2, channels];
+    const dy = randomTensor(pooled, 14);
+    const got = batchNormReluPool(h, gamma, beta, 1e-3, 2, 2);
+    const want = batchNormReluPoolReference(h, gamma, beta, 1e-3, 2, 2);
+    expect(got.y.shape).toEqual(pooled);
+    expect((await compare(got.y, want.y)).max, 'y').toBeLessThan(TOL);
+    expect((await compare(got.mean, want.mean)).max, 'mean').toBeLessThan(TOL);
+    const loss = (f: typeof batchNormReluPool) => (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(x, g, b, 1e-3, 2, 2).y, dy));
+    const g1 = tf.grads(loss(batchNormReluPool))([h, gamma, beta]);
+    const g2 = tf.grads(loss(batchNormReluPoolReference))([h, gamma, beta]);
+    for (const [i, name] of ['dx', 'dgamma', 'dbeta'].entries()) {
+      expect((await compare(g1[i]!, g2[i]!)).max, name).toBeLessThan(TOL);
     }
     tf.dispose([h, gamma, beta, dy, got.y, got.mean, got.variance, want.y, want.mean, want.variance, ...g1, ...g2]);
   }, 60_000);

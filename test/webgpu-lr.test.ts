@@ -7,7 +7,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { tf } from '../engine/tf.ts';
-import { lrConv2d, lrDense, lrReference } from '../engine/webgpu/lr-ops.ts';
+import { lrConv2d, lrDense, lrReference, setWideTileThreshold, WIDE_TILE_MACS } from '../engine/webgpu/lr-ops.ts';
 import { philoxNormal } from '../engine/webgpu/philox.ts';
 import { useSubgroups } from '../engine/webgpu/device.ts';
 import { webgpuAvailable, randomTensor, compare, activeSubgroupSize } from '../engine/webgpu/verify.ts';
@@ -20,6 +20,8 @@ interface Case {
   readonly w: number[];
   /** 0: dense. */
   readonly stride: number;
+  /** Run with the widest tiles (subgroup kernels). */
+  readonly wide?: boolean;
 }
 
 const CASES: Case[] = [
@@ -28,6 +30,8 @@ const CASES: Case[] = [
   { name: 'MNIST fc1 dense 3136->512', x: [3, 3136], w: [3136, 512], stride: 0 },
   { name: 'strided 3x3 8->12, stride 2, odd size', x: [2, 9, 9, 8], w: [3, 3, 8, 12], stride: 2 },
   { name: 'strided 3x3 6->16, stride 2, even size', x: [2, 8, 10, 6], w: [3, 3, 6, 16], stride: 2 },
+  // The widest tiles (big layers only, by default): 12 pixels per invocation, 16 output channels.
+  { name: 'wide tiles: 3x3 8->16 at 12px', x: [2, 6, 12, 8], w: [3, 3, 8, 16], stride: 1, wide: true },
 ];
 
 describe('fused LR layers on WebGPU match the stock ops with the same noise', () => {
@@ -37,7 +41,10 @@ describe('fused LR layers on WebGPU match the stock ops with the same noise', ()
     available = await webgpuAvailable();
     subgroupSize = activeSubgroupSize();
   }, 60_000);
-  afterAll(() => useSubgroups(true));
+  afterAll(() => {
+    useSubgroups(true);
+    setWideTileThreshold(WIDE_TILE_MACS);
+  });
 
   it('runs the subgroup kernels where the device has subgroups (lavapipe: 8 lanes)', (ctx) => {
     if (!available) return ctx.skip();
@@ -46,8 +53,9 @@ describe('fused LR layers on WebGPU match the stock ops with the same noise', ()
   });
 
   for (const variant of ['subgroups', 'plain'] as const) for (const c of CASES) it(`${variant}: ${c.name}: forward and the gradients of x, mean and variance`, async (ctx) => {
-    if (!available || (variant === 'subgroups' && !subgroupSize)) return ctx.skip();
+    if (!available || (variant === 'subgroups' && !subgroupSize) || (c.wide && variant === 'plain')) return ctx.skip();
     useSubgroups(variant === 'subgroups');
+    setWideTileThreshold(c.wide ? 0 : WIDE_TILE_MACS);
     const seed = 0x5eed + c.x[0]! * 7 + c.w[c.w.length - 1]!;
     const x = randomTensor(c.x, 1);
     // Ternary-like moments: mean in (-1, 1), variance in (0, 1).

@@ -1,5 +1,5 @@
 /**
- * Batch norm with batch statistics followed by ReLU, fused: y = relu(gamma * (z - mean) / sqrt(var + eps) + beta)
+ * Batch norm with batch statistics followed by ReLU (and, where it follows, a max pool), fused: y = relu(gamma * (z - mean) / sqrt(var + eps) + beta)
  * in three WebGPU passes forward (per-channel partial sums, finalize, apply) and three backward, where the stock
  * composition (tf.moments, tf.batchNorm, tf.relu and their gradients) takes about forty dispatches per layer.
  *
@@ -16,6 +16,8 @@ import { lanesFor } from './lr-kernels.ts';
 export const BN_STATS_KERNEL = 'LrnetBnReluStats';
 export const BN_APPLY_KERNEL = 'LrnetBnReluApply';
 export const BN_GRAD_KERNEL = 'LrnetBnReluGrad';
+export const BN_POOL_APPLY_KERNEL = 'LrnetBnReluPoolApply';
+export const BN_POOL_GRAD_KERNEL = 'LrnetBnReluPoolGrad';
 
 interface Layout {
   /** Rows (every axis but the last). */
@@ -236,6 +238,126 @@ fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
   };
 }
 
+/** A non-overlapping max pool (window = stride = `size`) over [n, h, w, c] with h and w multiples of `size`. */
+interface PoolLayout extends Layout {
+  readonly n: number;
+  readonly h: number;
+  readonly w: number;
+  readonly size: number;
+}
+
+const windowsOf = (p: PoolLayout) => p.n * (p.h / p.size) * (p.w / p.size);
+
+/** WGSL that loads the window `r` of channel vec4 `c`: pre-activations pre0.. (BN applied) and, with `withZ`, z0... */
+function windowLoads(p: PoolLayout, withZ: boolean): string {
+  const ph = p.h / p.size;
+  const pw = p.w / p.size;
+  const lines = [
+    `let wn = r / ${ph * pw}; let wr = r % ${ph * pw};`,
+    `let wbase = ((wn * ${p.h} + (wr / ${pw}) * ${p.size}) * ${p.w} + (wr % ${pw}) * ${p.size}) * ${p.c4} + c;`,
+  ];
+  for (let dy = 0, k = 0; dy < p.size; dy++) {
+    for (let dx = 0; dx < p.size; dx++, k++) {
+      lines.push(`let z${k} = z[wbase + ${(dy * p.w + dx) * p.c4}]; let pre${k} = fma(z${k}, scale, shift);`);
+    }
+  }
+  if (!withZ) return lines.join('\n    ');
+  // The first maximum of the window gets the gradient (ReLU is monotone: the max of the pre-activations is the
+  // max of the outputs; where it is not positive, the ReLU mask zeroes the gradient anyway).
+  lines.push('var best = pre0; var arg = vec4<i32>(0);');
+  for (let k = 1; k < p.size * p.size; k++) lines.push(`{ let gt = pre${k} > best; best = select(best, pre${k}, gt); arg = select(arg, vec4<i32>(${k}), gt); }`);
+  lines.push(`let dyw = dy[r * ${p.c4} + c];`);
+  for (let k = 0; k < p.size * p.size; k++) {
+    lines.push(`let g${k} = select(vec4<f32>(0.0), dyw, (arg == vec4<i32>(${k})) & (pre${k} > vec4<f32>(0.0)));`);
+  }
+  return lines.join('\n    ');
+}
+
+function poolApplyProgram(p: PoolLayout): FusedProgram {
+  const items = windowsOf(p) * p.c4;
+  const lanes = lanesFor(items);
+  const k2 = p.size * p.size;
+  return {
+    name: 'BnReluPoolApply',
+    key: `BnReluPoolApply_${p.n}x${p.h}x${p.w}x${p.c4}_p${p.size}`,
+    dispatch: [Math.ceil(items / lanes), 1, 1],
+    code: () => `
+@group(0) @binding(0) var<storage, read_write> y : array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> z : array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> stats : array<vec4<f32>>;
+
+@compute @workgroup_size(${lanes})
+fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
+  let item = i32(gid.x);
+  if (item >= ${items}) { return; }
+  let c = item % ${p.c4};
+  let r = item / ${p.c4};
+  let scale = stats[${2 * p.c4} + c];
+  let shift = stats[${3 * p.c4} + c];
+  ${windowLoads(p, false)}
+  y[item] = max(${Array.from({ length: k2 }, (_, k) => `pre${k}`).reduce((a, b) => `max(${a}, ${b})`)}, vec4<f32>(0.0));
+}`,
+  };
+}
+
+function poolGradPartialProgram(p: PoolLayout): FusedProgram & { splits: number } {
+  const windows = windowsOf(p);
+  const k2 = p.size * p.size;
+  const l: Layout = { m: windows, c4: p.c4 };
+  const sums = Array.from({ length: k2 }, (_, k) => `a1 += g${k}; a2 = fma(g${k}, (z${k} - m) * inv, a2);`).join('\n    ');
+  const program = partialSumsProgram('BnReluPoolGradPartial', l, `
+@group(0) @binding(2) var<storage, read> z : array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> dy : array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> stats : array<vec4<f32>>;`, `
+  let m = stats[c];
+  let inv = stats[${p.c4} + c];
+  let scale = stats[${2 * p.c4} + c];
+  let shift = stats[${3 * p.c4} + c];`, `
+    ${windowLoads(p, true)}
+    ${sums}`);
+  return { ...program, key: `${program.key}_${p.n}x${p.h}x${p.w}_p${p.size}` };
+}
+
+function poolGradApplyProgram(p: PoolLayout): FusedProgram {
+  const items = windowsOf(p) * p.c4;
+  const lanes = lanesFor(items);
+  const m = p.n * p.h * p.w;
+  const writes: string[] = [];
+  for (let dy = 0, k = 0; dy < p.size; dy++) {
+    for (let dx = 0; dx < p.size; dx++, k++) {
+      writes.push(`dz[wbase + ${(dy * p.w + dx) * p.c4}] = scale * (g${k} - b - (z${k} - m) * inv * kk);`);
+    }
+  }
+  return {
+    name: 'BnReluPoolGradApply',
+    key: `BnReluPoolGradApply_${p.n}x${p.h}x${p.w}x${p.c4}_p${p.size}`,
+    dispatch: [Math.ceil(items / lanes), 1, 1],
+    code: () => `
+@group(0) @binding(0) var<storage, read_write> dz : array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> z : array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dy : array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> stats : array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> dgamma : array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> dbeta : array<vec4<f32>>;
+
+@compute @workgroup_size(${lanes})
+fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
+  let item = i32(gid.x);
+  if (item >= ${items}) { return; }
+  let c = item % ${p.c4};
+  let r = item / ${p.c4};
+  let m = stats[c];
+  let inv = stats[${p.c4} + c];
+  let scale = stats[${2 * p.c4} + c];
+  let shift = stats[${3 * p.c4} + c];
+  let b = dbeta[c] / ${f32(m)};
+  let kk = dgamma[c] / ${f32(m)};
+  ${windowLoads(p, true)}
+  ${writes.join('\n  ')}
+}`,
+  };
+}
+
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
 let registered = false;
@@ -281,6 +403,34 @@ export function registerBatchNormReluKernels(): void {
     b.disposeData(s2!.dataId);
     return [dz!, dgamma!, dbeta!];
   });
+
+  const poolLayout = (z: tf.TensorInfo, attrs?: tf.NamedAttrMap): PoolLayout => {
+    const [n, h, w, c] = z.shape as [number, number, number, number];
+    return { n, h, w, c4: c / 4, m: n * h * w, size: (attrs as { size: number }).size };
+  };
+
+  // z, stats -> maxPool(relu(batchNorm(z))).
+  kernel(BN_POOL_APPLY_KERNEL, ({ inputs, backend, attrs }) => {
+    const { z, stats } = inputs as Record<string, tf.TensorInfo>;
+    const p = poolLayout(z!, attrs);
+    return runFusedProgram(backend as WebGPUBackendInternals, poolApplyProgram(p), [z!, stats!],
+      [{ shape: [p.n, p.h / p.size, p.w / p.size, p.c4 * 4] }])[0]!;
+  });
+
+  // z, dy (pooled), stats -> dz, dgamma, dbeta.
+  kernel(BN_POOL_GRAD_KERNEL, ({ inputs, backend, attrs }) => {
+    const { z, dy, stats } = inputs as Record<string, tf.TensorInfo>;
+    const b = backend as WebGPUBackendInternals;
+    const p = poolLayout(z!, attrs);
+    const c = p.c4 * 4;
+    const partial = poolGradPartialProgram(p);
+    const [s1, s2] = runFusedProgram(b, partial, [z!, dy!, stats!], [{ shape: [partial.splits, c] }, { shape: [partial.splits, c] }]);
+    const [dgamma, dbeta] = runFusedProgram(b, gradFinalizeProgram({ m: p.m, c4: p.c4 }, partial.splits), [s1!, s2!], [{ shape: [c] }, { shape: [c] }]);
+    const [dz] = runFusedProgram(b, poolGradApplyProgram(p), [z!, dy!, stats!, dgamma!, dbeta!], [{ shape: z!.shape }]);
+    b.disposeData(s1!.dataId);
+    b.disposeData(s2!.dataId);
+    return [dz!, dgamma!, dbeta!];
+  });
 }
 
 export interface BatchNormReluResult {
@@ -315,6 +465,49 @@ export function batchNormRelu(h: Tensor, gamma: Tensor, beta: Tensor, epsilon: n
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const [sz, sstats] = saved as [Tensor, Tensor];
         return tf.engine().runKernel(BN_GRAD_KERNEL, { z: sz, dy, stats: sstats }) as Tensor[];
+      },
+    };
+  }) as Parameters<typeof tf.customGrad>[0]);
+  return { y: op(h, gamma, beta), mean: mean!, variance: variance! };
+}
+
+/** Whether batchNormReluPool fuses the pool: rank 4, channels in fours, a window that tiles the input exactly. */
+function poolFuses(h: Tensor, size: number, stride: number): boolean {
+  return tf.getBackend() === 'webgpu' && h.rank === 4 && h.shape[3]! % 4 === 0 && size === stride &&
+    h.shape[1]! % size === 0 && h.shape[2]! % size === 0;
+}
+
+/** Stock ops: maxPool(relu(batchNorm(h))) with h's batch statistics. */
+export function batchNormReluPoolReference(h: Tensor, gamma: Tensor, beta: Tensor, epsilon: number, size: number, stride: number): BatchNormReluResult {
+  const r = batchNormReluReference(h, gamma, beta, epsilon);
+  return { ...r, y: tf.maxPool(r.y as tf.Tensor4D, size, stride, 'same') };
+}
+
+/**
+ * maxPool(relu(batchNorm(h)), size, stride, 'same') with h's batch statistics, fused where the pool windows tile
+ * the input (size == stride, sides multiples of size: the MNIST and VGG pools); otherwise batchNormRelu and the
+ * stock pool. The pooling gradient goes to the first maximum of each window (tfjs may pick another one among
+ * exactly equal positive values).
+ */
+export function batchNormReluPool(h: Tensor, gamma: Tensor, beta: Tensor, epsilon: number, size: number, stride: number): BatchNormReluResult {
+  if (!poolFuses(h, size, stride)) {
+    const r = batchNormRelu(h, gamma, beta, epsilon);
+    return { ...r, y: tf.maxPool(r.y as tf.Tensor4D, size, stride, 'same') };
+  }
+  registerBatchNormReluKernels();
+  const [mean, variance, stats] = tf.engine().runKernel(BN_STATS_KERNEL, { z: h, gamma, beta },
+    { epsilon } as unknown as tf.NamedAttrMap) as Tensor[];
+  const attrs = { size } as unknown as tf.NamedAttrMap;
+  const op = tf.customGrad(((...args: (Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [z] = args as [Tensor, Tensor, Tensor];
+    const y = tf.engine().runKernel(BN_POOL_APPLY_KERNEL, { z, stats: stats! }, attrs) as Tensor;
+    save([z, stats!]);
+    return {
+      value: y,
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const [sz, sstats] = saved as [Tensor, Tensor];
+        return tf.engine().runKernel(BN_POOL_GRAD_KERNEL, { z: sz, dy, stats: sstats }, attrs) as Tensor[];
       },
     };
   }) as Parameters<typeof tf.customGrad>[0]);

@@ -8,7 +8,8 @@
  *   differentiable in input, mean and variance. Its noise is Philox keyed by `seed` (philox.ts), not the ziggurat
  *   stream of engine/noise.ts: same seed, same noise on every backend, but not the stock path's values.
  * - `forwardLr(model, params, x, options)` is forward() of engine/models.ts in mode 'lr' with the discrete layers
- *   through `fusedLrLayer` and, where it applies, batch norm + ReLU through `batchNormRelu` (bn-relu.ts). The
+ *   through `fusedLrLayer` and, where they apply, batch norm + ReLU (+ max pool) through `batchNormRelu` and
+ *   `batchNormReluPool` (bn-relu.ts). The
  *   benchmark and the tests run it; it mirrors models.ts node by node and delegates every other mode there.
  */
 import { tf, type Tensor } from '../tf.ts';
@@ -25,7 +26,7 @@ import {
   forward,
 } from '../models.ts';
 import { lrConv2d, lrDense, registerLrKernels } from './lr-ops.ts';
-import { batchNormRelu } from './bn-relu.ts';
+import { batchNormRelu, batchNormReluPool } from './bn-relu.ts';
 
 /** Registers the fused kernels; true when they will run (the active TensorFlow.js backend is webgpu). */
 export function enableFusedLrKernels(): boolean {
@@ -106,10 +107,15 @@ export function forwardLr(model: ModelDefinition, params: Parameters, x: Tensor,
           break;
         case 'batchnorm': {
           if (fuseBn && options.batchStatistics && nodes[i + 1]?.op === 'relu') {
-            const out = batchNormRelu(h, param(`${node.name}/gamma`), param(`${node.name}/beta`), BATCH_NORM_EPSILON);
+            const gamma = param(`${node.name}/gamma`);
+            const beta = param(`${node.name}/beta`);
+            const pool = nodes[i + 2];
+            const out = pool?.op === 'maxpool'
+              ? batchNormReluPool(h, gamma, beta, BATCH_NORM_EPSILON, pool.size, pool.stride)
+              : batchNormRelu(h, gamma, beta, BATCH_NORM_EPSILON);
             options.onBatchStatistics?.(node.name, { mean: out.mean, variance: out.variance });
             h = out.y;
-            i++;
+            i += pool?.op === 'maxpool' ? 2 : 1;
             break;
           }
           const stats = batchStats(node.name, h);

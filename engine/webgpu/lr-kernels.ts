@@ -682,7 +682,7 @@ export function lrBackpropFilterProgramSubgroup(g: ConvGeometry, options: Subgro
   const vecC = g.ci % 4 === 0;
   const R = vecC ? 4 : 1;
   const ciSteps = g.ci / R;
-  const V = channelBlock(g.co / 4, options.channelVecs ?? 2, 1);
+  const V = channelBlock(g.co / 4, options.channelVecs ?? 4, 1);
   const U = Math.min(options.pixels ?? Math.max(1, Math.floor(sg / V)), g.ow);
   const rows = g.k * g.k * ciSteps;
   const lanes = Math.max(options.lanes ?? lanesFor(rows), sg);
@@ -767,102 +767,32 @@ fn main(@builtin(local_invocation_id) lid : vec3<u32>, @builtin(workgroup_id) wi
   };
 }
 
-/**
- * Filter gradients with subgroups, one filter row per lane: a lane owns every tap kx of one (ky, input vec4) and
- * walks the output rows U pixels at a time, so one window of U + k - 1 input loads feeds all its taps, and the
- * U pixels' dz and dz * g (the same for every lane) are loaded cooperatively.
- */
-export function lrBackpropFilterProgramRows(g: ConvGeometry, options: SubgroupBackpropFilterOptions): FusedProgram & { splits: number } {
-  const sg = options.subgroupSize;
-  const vecC = g.ci % 4 === 0;
-  const R = vecC ? 4 : 1;
-  const ciSteps = g.ci / R;
-  const V = channelBlock(g.co / 4, options.channelVecs ?? 2, 1);
-  const U = Math.min(options.pixels ?? Math.max(1, Math.floor(sg / V)), g.ow);
-  const rows = g.k * ciSteps;
-  const lanes = Math.max(options.lanes ?? lanesFor(rows), sg);
-  const co4 = g.co / 4;
-  const baseGroups = Math.ceil(rows / lanes) * (co4 / V);
-  const splits = options.splits ?? filterSplits(g, baseGroups);
-  const perSplit = Math.ceil(g.n / splits);
-  const xType = vecC ? 'vec4<f32>' : 'f32';
-  const windowSize = (U - 1) * g.stride + g.k;
-  const code = () => {
-    const acc: string[] = [];
-    for (let kx = 0; kx < g.k; kx++) for (let r = 0; r < R; r++) for (let c = 0; c < V; c++) acc.push(`var am${kx}_${r}_${c} = vec4<f32>(0.0); var av${kx}_${r}_${c} = vec4<f32>(0.0);`);
-    const coop = cooperative('d', U * V, sg, (t) => `min(db + (${t} / ${V}) * ${co4}, lastPixel) + ${t} % ${V}`, ['dz', 'dzg']);
-    const body: string[] = [...coop.load];
-    for (let j = 0; j < windowSize; j++) {
-      body.push(`let ix${j} = ox * ${g.stride} + ${j - g.padLeft}; let ok${j} = vy && ix${j} >= 0 && ix${j} < ${g.w};`);
-      body.push(`let xv${j} = select(${xType}(0.0), x[select(0, (xRow + ix${j}) * ${ciSteps} + ci, ok${j})], ok${j}); let xq${j} = xv${j} * xv${j};`);
-    }
-    for (let u = 0; u < U; u++) {
-      // Pixels past the row end contribute nothing: their dz is replaced by zeros.
-      for (let c = 0; c < V; c++) {
-        body.push(`let d${u}_${c} = select(vec4<f32>(0.0), ${coop.item('dz', u * V + c)}, ox + ${u} < ${g.ow}); let e${u}_${c} = select(vec4<f32>(0.0), ${coop.item('dzg', u * V + c)}, ox + ${u} < ${g.ow});`);
-      }
-    }
-    for (let kx = 0; kx < g.k; kx++) {
-      for (let r = 0; r < R; r++) {
-        const xs = (u: number) => (vecC ? `xv${u * g.stride + kx}[${r}]` : `xv${u * g.stride + kx}`);
-        const xq = (u: number) => (vecC ? `xq${u * g.stride + kx}[${r}]` : `xq${u * g.stride + kx}`);
-        for (let c = 0; c < V; c++) {
-          body.push(`am${kx}_${r}_${c} += ${range(U).map((u) => `${xs(u)} * d${u}_${c}`).join(' + ')};`);
-          body.push(`av${kx}_${r}_${c} += ${range(U).map((u) => `${xq(u)} * e${u}_${c}`).join(' + ')};`);
-        }
-      }
-    }
-    const epilogue: string[] = [];
-    for (let kx = 0; kx < g.k; kx++) {
-      for (let r = 0; r < R; r++) {
-        epilogue.push(`{ let o = (split * ${g.k * g.k * g.ci} + (ky * ${g.k} + ${kx}) * ${g.ci} + ci * ${R} + ${r}) * ${co4} + cb;`);
-        for (let c = 0; c < V; c++) epilogue.push(`  dmu[o + ${c}] = am${kx}_${r}_${c}; dvr[o + ${c}] = av${kx}_${r}_${c};`);
-        epilogue.push('}');
-      }
-    }
-    return `enable subgroups;
-@group(0) @binding(0) var<storage, read_write> dmu : array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> dvr : array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> x : array<${xType}>;
-@group(0) @binding(3) var<storage, read> dz : array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> dzg : array<vec4<f32>>;
+/** Sums the partial filter gradients over their leading (split) axis, both tensors in one pass. */
+export function sumPartialsProgram(splits: number, size: number): FusedProgram {
+  const size4 = size / 4;
+  const lanes = lanesFor(size4);
+  return {
+    name: 'LrSumPartials',
+    key: `lrsum_${splits}x${size}`,
+    dispatch: [Math.ceil(size4 / lanes), 1, 1],
+    code: () => `
+@group(0) @binding(0) var<storage, read_write> om : array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> ov : array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> pm : array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> pv : array<vec4<f32>>;
 
 @compute @workgroup_size(${lanes})
-fn main(@builtin(local_invocation_id) lid : vec3<u32>, @builtin(workgroup_id) wid : vec3<u32>,
-        @builtin(subgroup_invocation_id) sid : u32) {
-  let item = i32(wid.x) * ${lanes} + i32(lid.x);
-  let rc = min(item, ${rows - 1});
-  let ci = rc % ${ciSteps};
-  let ky = rc / ${ciSteps};
-  let cb = i32(wid.y) * ${V};
-  let split = i32(wid.z);
-  ${coop.setup.join('\n  ')}
-  ${acc.join('\n  ')}
-  let n0 = split * ${perSplit};
-  let n1 = min(n0 + ${perSplit}, ${g.n});
-  for (var n = n0; n < n1; n++) {
-    for (var oy = 0; oy < ${g.oh}; oy++) {
-      let iy = oy * ${g.stride} + ky - ${g.padTop};
-      let vy = iy >= 0 && iy < ${g.h};
-      let xRow = (n * ${g.h} + iy) * ${g.w};
-      let rowStart = ((n * ${g.oh} + oy) * ${g.ow}) * ${co4} + cb;
-      let lastPixel = rowStart + ${(g.ow - 1) * co4};
-      for (var ox = 0; ox < ${g.ow}; ox += ${U}) {
-        let db = rowStart + ox * ${co4};
-        ${body.join('\n        ')}
-      }
-    }
+fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
+  let i = i32(gid.x);
+  if (i >= ${size4}) { return; }
+  var m = pm[i];
+  var v = pv[i];
+  for (var s = 1; s < ${splits}; s++) {
+    m += pm[s * ${size4} + i];
+    v += pv[s * ${size4} + i];
   }
-  if (item < ${rows}) {
-    ${epilogue.join('\n    ')}
-  }
-}`;
-  };
-  return {
-    name: 'LrBackpropFilterRows',
-    key: `lrbpfrow${sg}_${geometryKey(g)}_u${U}v${V}_l${lanes}_s${splits}`,
-    code,
-    dispatch: [Math.ceil(rows / lanes), co4 / V, splits],
-    splits,
+  om[i] = m;
+  ov[i] = v;
+}`,
   };
 }

@@ -27,7 +27,9 @@ import {
   lrForwardProgram,
   lrForwardProgramSubgroup,
   philoxNormalProgram,
+  pixelsPerLaneWide,
   sameConvGeometry,
+  sumPartialsProgram,
 } from './lr-kernels.ts';
 import { runFusedProgram, type WebGPUBackendInternals } from './runner.ts';
 import { subgroupSizeOf } from './device.ts';
@@ -51,6 +53,24 @@ function geometryOf(xShape: readonly number[], wShape: readonly number[], stride
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
+/**
+ * Layers with at least this many multiply-accumulates per pass get the widest tiles (up to 16 pixels per
+ * invocation): about 30% faster on lavapipe, but their shaders take 10-30 s to compile (once per shape; Mesa's
+ * disk cache keeps them across runs), which only pays for big layers (the MNIST conv2 from batch 50 on).
+ */
+export const WIDE_TILE_MACS = 5e8;
+let wideTileMacs = WIDE_TILE_MACS;
+
+/** Changes the size from which layers get the widest tiles (tests use 0 to exercise them on small layers). */
+export function setWideTileThreshold(macs: number): void {
+  wideTileMacs = macs;
+}
+
+function wideTiles(g: ConvGeometry, width: number, rows: number, channelVecs: number): { pixels?: number; channelVecs?: number } {
+  const macs = g.n * g.oh * g.ow * g.k * g.k * g.ci * g.co;
+  return macs >= wideTileMacs ? { pixels: pixelsPerLaneWide(width, rows, 16), channelVecs } : {};
+}
+
 function attrsOf(args: KernelArgs): LrAttrs {
   return args.attrs as unknown as LrAttrs;
 }
@@ -71,7 +91,9 @@ export function registerLrKernels(): void {
     const outShape = stride === 0 ? [g.ow, g.co] : [g.n, g.oh, g.ow, g.co];
     const backend = args.backend as WebGPUBackendInternals;
     const subgroupSize = subgroupSizeOf(backend);
-    const program = subgroupSize ? lrForwardProgramSubgroup(g, { writeFactor, subgroupSize }) : lrForwardProgram(g, { writeFactor });
+    const program = subgroupSize
+      ? lrForwardProgramSubgroup(g, { writeFactor, subgroupSize, ...wideTiles(g, g.ow, g.n * g.oh, 4) })
+      : lrForwardProgram(g, { writeFactor });
     return runFusedProgram(backend, program, [x!, mean!, variance!],
       writeFactor ? [{ shape: outShape }, { shape: outShape }] : [{ shape: outShape }],
       [{ type: 'uint32', data: [seed >>> 0] }]);
@@ -82,7 +104,9 @@ export function registerLrKernels(): void {
     const g = geometryOf(x!.shape, mean!.shape, attrsOf(args).stride);
     const backend = args.backend as WebGPUBackendInternals;
     const subgroupSize = subgroupSizeOf(backend);
-    const program = subgroupSize ? lrBackpropInputProgramSubgroup(g, { subgroupSize }) : lrBackpropInputProgram(g);
+    const program = subgroupSize
+      ? lrBackpropInputProgramSubgroup(g, { subgroupSize, ...wideTiles(g, g.w, g.n * g.h, 2) })
+      : lrBackpropInputProgram(g);
     const [dx] = runFusedProgram(backend, program, [dz!, dzg!, x!, mean!, variance!], [{ shape: x!.shape }]);
     return dx!;
   });
@@ -95,7 +119,13 @@ export function registerLrKernels(): void {
     const program = subgroupSize ? lrBackpropFilterProgramSubgroup(g, { subgroupSize }) : lrBackpropFilterProgram(g);
     const partial = [program.splits, g.k * g.k * g.ci, g.co];
     // `mean` only carries the filter shape; the program does not read it.
-    return runFusedProgram(backend, program, [x!, dz!, dzg!], [{ shape: partial }, { shape: partial }]);
+    const [pm, pv] = runFusedProgram(backend, program, [x!, dz!, dzg!], [{ shape: partial }, { shape: partial }]);
+    if (program.splits === 1) return [pm!, pv!];
+    const size = g.k * g.k * g.ci * g.co;
+    const sums = runFusedProgram(backend, sumPartialsProgram(program.splits, size), [pm!, pv!], [{ shape: [1, ...partial.slice(1)] }, { shape: [1, ...partial.slice(1)] }]);
+    backend.disposeData(pm!.dataId);
+    backend.disposeData(pv!.dataId);
+    return sums;
   });
 
   kernel(PHILOX_NORMAL_KERNEL, (args) => {
@@ -163,10 +193,8 @@ function runBackward(dz: Tensor, factor: Tensor, x: Tensor, mean: Tensor, varian
   const attrs = { stride } as unknown as tf.NamedAttrMap;
   const dzg = tf.mul(dz, factor);
   const [dmP, dvP] = tf.engine().runKernel(LR_BACKPROP_FILTER_KERNEL, { x, dz, dzg, mean }, attrs) as Tensor[];
-  const reduce = (partial: Tensor) => {
-    const summed = partial.shape[0] === 1 ? partial : tf.sum(partial, 0);
-    return tf.reshape(summed, mean.shape);
-  };
+  // The kernel returns the gradients as [1, k*k*ci, co] (partial sums already added).
+  const reduce = (partial: Tensor) => tf.reshape(partial, mean.shape);
   const grads = [reduce(dmP!), reduce(dvP!)];
   if (inputGradient) {
     grads.unshift(tf.engine().runKernel(LR_BACKPROP_INPUT_KERNEL, { dz, dzg, x, mean, variance }, attrs) as Tensor);
