@@ -300,9 +300,12 @@ export async function train(
           const labels = new Int32Array(batch.length);
           fillLabels(dataset.train, batch, labels);
           const shape: [number, number, number, number] = [batch.length, height, width, channels];
-          const [loss, crossEntropy, correct] = stepper
-            ? await stepper.step(input, labels, shape, globalStep, learningRate)
-            : await trainStep(model, params, adam, config, phase, input, labels, shape, dataset.numClasses, globalStep, learningRate);
+          const [loss, crossEntropy, correct] = await (stepper
+            ? stepper.step(input, labels, shape, globalStep, learningRate)
+            : trainStep(model, params, adam, config, phase, input, labels, shape, dataset.numClasses, globalStep, learningRate)
+          ).catch((error: unknown) => {
+            throw explainStepFailure(error, backend, config.batchSize, threads);
+          });
           // On the cpu and wasm backends every await above resolves at once; yielding to the event loop lets timers,
           // signal handlers and messages (a stop request, a metrics flush) run between steps.
           await new Promise<void>((resolve) => setImmediate(resolve));
@@ -380,6 +383,21 @@ export async function train(
     adam.dispose();
     if (!options.keepParameters) disposeParameters(params);
   }
+}
+
+/**
+ * The wasm backend has a 32-bit heap (4 GiB): a batch whose activations do not fit aborts the module with a bare
+ * "Aborted()". Say what happened and what to change instead.
+ */
+function explainStepFailure(error: unknown, backend: BackendInfo, batchSize: number, threads: number): unknown {
+  const message = error instanceof Error ? error.message : String(error);
+  if (backend.name === 'wasm' && /Aborted\(|out of memory|Cannot enlarge memory/i.test(message)) {
+    return new TrainingError(
+      `the wasm backend ran out of memory at batch size ${batchSize}${threads > 1 ? ` (${Math.ceil(batchSize / threads)} images per thread)` : ''}: ` +
+      'its heap is limited to 4 GiB per thread; lower the batch size (--batch) or use more threads',
+    );
+  }
+  return error;
 }
 
 /** Worker threads a run trains with: only the wasm backend runs data-parallel (one replica per core). */
