@@ -28,7 +28,8 @@ import { Adam } from '../engine/optimizer.ts';
 import { loadBundledMnistSample } from '../engine/data/mnist.ts';
 import { fillBatch } from '../engine/data/batch.ts';
 import { Random } from '../engine/random.ts';
-import { enableFusedLrKernels, forwardLr } from '../engine/webgpu/forward.ts';
+import { forwardLr } from '../engine/webgpu/forward.ts';
+import { enableFusedLrKernels } from '../engine/webgpu/index.ts';
 import { requestWebgpuSubgroups, subgroupSizeOf } from '../engine/webgpu/device.ts';
 import type { WebGPUBackendInternals } from '../engine/webgpu/runner.ts';
 

@@ -6,7 +6,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { tf } from '../engine/tf.ts';
 import { defineModel, discreteFromFullPrecision, disposeParameters, forward, initParameters, isTrainable, type Parameters } from '../engine/models.ts';
-import { enableFusedLrKernels, forwardLr, fusedLrLayer } from '../engine/webgpu/forward.ts';
+import { forwardLr } from '../engine/webgpu/forward.ts';
+import { enableFusedLrKernels, fusedLrLayer } from '../engine/webgpu/index.ts';
 import { webgpuAvailable, randomTensor, compare } from '../engine/webgpu/verify.ts';
 
 const model = defineModel('mnist');
@@ -57,7 +58,7 @@ describe('MNIST LR training step with the fused kernels', () => {
     }
     tf.dispose([x, y, fused.value, reference.value, ...Object.values(fused.grads), ...Object.values(reference.grads), ...[...stats.values()].flat()]);
     disposeParameters(params);
-  }, 90_000);
+  }, 120_000);
 
   it('runs models.ts forward in every other mode', async (ctx) => {
     if (!available) return ctx.skip();

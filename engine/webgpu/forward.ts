@@ -1,16 +1,8 @@
 /**
- * How the trainer uses the fused kernels.
- *
- * - `enableFusedLrKernels()` registers them and says whether they apply (the active backend is webgpu).
- * - `fusedLrLayer(node, input, mean, variance, seed)` has the contract of the LR branch of `linear()` in
- *   engine/models.ts: given the layer's input and the weight moments (from `moments()`), it returns
- *   z = apply(input, mean) + sqrt(apply(input^2, variance) + 1e-3) * eps for that layer's conv or dense `apply`,
- *   differentiable in input, mean and variance. Its noise is Philox keyed by `seed` (philox.ts), not the ziggurat
- *   stream of engine/noise.ts: same seed, same noise on every backend, but not the stock path's values.
- * - `forwardLr(model, params, x, options)` is forward() of engine/models.ts in mode 'lr' with the discrete layers
- *   through `fusedLrLayer` and, where they apply, batch norm + ReLU (+ max pool) through `batchNormRelu` and
- *   `batchNormReluPool` (bn-relu.ts). The
- *   benchmark and the tests run it; it mirrors models.ts node by node and delegates every other mode there.
+ * forward() of engine/models.ts in mode 'lr' with the fused kernels: the discrete layers through `fusedLrLayer`
+ * and batch norm + ReLU (+ max pool) through `batchNormRelu` / `batchNormReluPool`; every other mode runs
+ * models.ts's forward. It mirrors models.ts node by node; the benchmark and the tests run it, and it shows the
+ * integration engine/models.ts needs (see index.ts for the steps).
  */
 import { tf, type Tensor } from '../tf.ts';
 import { deriveSeed } from '../random.ts';
@@ -25,31 +17,8 @@ import {
   describeLayers,
   forward,
 } from '../models.ts';
-import { lrConv2d, lrDense, registerLrKernels } from './lr-ops.ts';
+import { type LrLayerNode, fusedLrLayer } from './index.ts';
 import { batchNormRelu, batchNormReluPool } from './bn-relu.ts';
-
-/** Registers the fused kernels; true when they will run (the active TensorFlow.js backend is webgpu). */
-export function enableFusedLrKernels(): boolean {
-  registerLrKernels();
-  return tf.getBackend() === 'webgpu';
-}
-
-export type LrLayerNode = { readonly op: 'conv'; readonly stride: number } | { readonly op: 'dense' };
-
-export interface FusedLayerOptions {
-  /** Compute the gradient with respect to the input (false for the network's first layer). Default true. */
-  readonly inputGradient?: boolean;
-  /** Run the stock-op reference with the same Philox noise instead of the fused kernels (tests). */
-  readonly reference?: boolean;
-}
-
-/** The LR pre-activation z of one discrete layer (see the file comment). */
-export function fusedLrLayer(node: LrLayerNode, input: Tensor, mean: Tensor, variance: Tensor, seed: number, options: FusedLayerOptions = {}): Tensor {
-  const fused = options.reference !== true;
-  return node.op === 'conv'
-    ? lrConv2d(input, mean, variance, seed, { stride: node.stride, inputGradient: options.inputGradient ?? true, fused })
-    : lrDense(input, mean, variance, seed, { inputGradient: options.inputGradient ?? true, fused });
-}
 
 export interface FusedForwardOptions extends ForwardOptions {
   /** Stock ops with the same noise instead of the fused kernels (the tests' reference). */

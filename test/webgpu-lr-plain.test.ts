@@ -1,0 +1,22 @@
+/**
+ * The fused LR layer kernels without subgroups (devices that lack the feature) against the stock-op reference
+ * with the same noise, on the cases of webgpu-lr.test.ts.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { useSubgroups } from '../engine/webgpu/device.ts';
+import { webgpuAvailable, checkLrLayerCase, LR_LAYER_CASES } from '../engine/webgpu/verify.ts';
+
+describe('fused LR layers without subgroups match the stock ops with the same noise', () => {
+  let available = false;
+  beforeAll(async () => {
+    available = await webgpuAvailable();
+    useSubgroups(false);
+  }, 60_000);
+  afterAll(() => useSubgroups(true));
+
+  for (const c of LR_LAYER_CASES.filter((k) => !k.wide)) it(`${c.name}: forward and the gradients of x, mean and variance`, async (ctx) => {
+    if (!available) return ctx.skip();
+    const errors = await checkLrLayerCase(c);
+    for (const [name, error] of Object.entries(errors)) expect(error, name).toBeLessThan(1e-4);
+  }, 120_000);
+});
