@@ -9,6 +9,7 @@ import { tf, type Tensor } from './tf.ts';
 import { deriveSeed } from './random.ts';
 import type { TrainingConfig } from './config.ts';
 import { probabilityRegularizer, type DiscreteLogits } from './distributions.ts';
+import { fusedKernelsActive } from './backends/index.ts';
 import { type ModelDefinition, type Parameters, type BatchNormStatistics, describeLayers, forward, isTrainable } from './models.ts';
 
 /** The two phases of a run: full-precision pretraining, then the LR phase. */
@@ -67,6 +68,7 @@ export function lossAndGradients(
       kind: config.kind,
       noiseSeed: seeds.noise,
       dropoutSeed: seeds.dropout,
+      fusedKernels: phase === 'lr' && fusedKernelsActive(),
       onBatchStatistics: (layer, stats) => batchStatistics.set(layer, { mean: tf.keep(stats.mean), variance: tf.keep(stats.variance) }),
     });
     const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, numClasses), logits);

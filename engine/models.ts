@@ -6,6 +6,7 @@
 import { tf, type Tensor } from './tf.ts';
 import { deriveSeed } from './random.ts';
 import { standardNormal } from './noise.ts';
+import { fusedLrLayer, type LrLayerNode } from './webgpu/index.ts';
 import {
   type DiscreteKind,
   moments,
@@ -299,6 +300,11 @@ export interface ForwardOptions {
   readonly statisticsOverride?: ReadonlyMap<string, BatchNormStatistics>;
   /** Receives the batch statistics of every batch-norm layer when `batchStatistics` is on (moving averages). */
   readonly onBatchStatistics?: (layer: string, stats: BatchNormStatistics) => void;
+  /**
+   * Run 'lr' layers through the fused WebGPU kernels (engine/webgpu: one pass for both convolutions and the noise,
+   * drawn on the GPU by Philox). Only on the webgpu backend; the noise values then differ from the ziggurat's.
+   */
+  readonly fusedKernels?: boolean;
 }
 
 /** Batch-norm epsilon (TensorFlow's default, as in the authors' code). */
@@ -315,7 +321,9 @@ export function forward(model: ModelDefinition, params: Parameters, x: Tensor, o
   };
   const layerIndex = new Map(describeLayers(model).map((l) => [l.name, l.discreteIndex]));
 
-  const linear = (name: string, input: Tensor, discrete: boolean, apply: (inp: Tensor, w: Tensor) => Tensor): Tensor => {
+  const linear = (
+    name: string, input: Tensor, discrete: boolean, layer: LrLayerNode, apply: (inp: Tensor, w: Tensor) => Tensor,
+  ): Tensor => {
     if (!discrete || options.mode === 'full') return apply(input, param(`${name}/kernel`));
     if (options.mode === 'discrete') {
       const w = options.discreteWeights?.get(name);
@@ -326,10 +334,14 @@ export function forward(model: ModelDefinition, params: Parameters, x: Tensor, o
     if (!kind) throw new Error(`forward mode "${options.mode}" needs the discrete kind`);
     const c = params.get(`${name}/c`);
     const { mean, variance } = moments(kind, { a: param(`${name}/a`), ...(c ? { c } : {}) });
+    const seed = deriveSeed(options.noiseSeed ?? 0, layerIndex.get(name) ?? 0);
+    if (options.mode === 'lr' && options.fusedKernels) {
+      // The network input needs no gradient: the fused backward pass then skips it.
+      return fusedLrLayer(layer, input, mean, variance, seed, { inputGradient: input !== x });
+    }
     const m = apply(input, mean);
     if (options.mode === 'mean') return m;
     const s = tf.sqrt(tf.add(apply(tf.square(input), variance), LR_VARIANCE_EPSILON));
-    const seed = deriveSeed(options.noiseSeed ?? 0, layerIndex.get(name) ?? 0);
     return tf.add(m, tf.mul(s, standardNormal(m.shape, seed)));
   };
 
@@ -339,11 +351,11 @@ export function forward(model: ModelDefinition, params: Parameters, x: Tensor, o
     for (const node of nodes) {
       switch (node.op) {
         case 'conv':
-          h = linear(node.name, h, node.discrete, (inp, w) =>
+          h = linear(node.name, h, node.discrete, { op: 'conv', stride: node.stride }, (inp, w) =>
             tf.conv2d(inp as tf.Tensor4D, w as tf.Tensor4D, node.stride, 'same'));
           break;
         case 'dense':
-          h = linear(node.name, h, node.discrete, (inp, w) => tf.matMul(inp as tf.Tensor2D, w as tf.Tensor2D));
+          h = linear(node.name, h, node.discrete, { op: 'dense' }, (inp, w) => tf.matMul(inp as tf.Tensor2D, w as tf.Tensor2D));
           if (!node.discrete) h = tf.add(h, param(`${node.name}/bias`));
           break;
         case 'batchnorm':

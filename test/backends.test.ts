@@ -5,7 +5,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import { tf } from '../engine/tf.ts';
-import { initBackend, type BackendName } from '../engine/backends/index.ts';
+import { initBackend, useFusedKernels, type BackendName } from '../engine/backends/index.ts';
 import { defineModel, forward, initParameters, discreteFromFullPrecision, disposeParameters, isTrainable } from '../engine/models.ts';
 import { loadBundledMnistSample } from '../engine/data/mnist.ts';
 import { fillBatch } from '../engine/data/batch.ts';
@@ -31,6 +31,9 @@ interface StepResult {
 
 async function lrStep(backend: BackendName, initial: ReturnType<typeof initialValues>, input: Float32Array, labels: Int32Array): Promise<StepResult> {
   await initBackend(backend);
+  // Stock ops on every backend, so the noise is the same ziggurat stream everywhere (the fused WebGPU kernels draw
+  // Philox noise on the GPU; test/webgpu*.test.ts checks them against these ops with the same noise).
+  useFusedKernels(false);
   const params = new Map([...initial].map(([name, v]) => [name, tf.variable(tf.tensor(v.data, v.shape))]));
   const x = tf.tensor4d(input, [batch, 28, 28, 1]);
   const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 10);

@@ -7,6 +7,7 @@
  */
 import os from 'node:os';
 import { tf } from '../tf.ts';
+import { enableFusedLrKernels, requestWebgpuSubgroups } from '../webgpu/index.ts';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -85,7 +86,24 @@ async function probeWebgpu(): Promise<{ description: string; software: boolean }
   return webgpuAdapterPromise;
 }
 
+let fusedKernels = false;
+
+/**
+ * Whether LR layers run through the fused WebGPU kernels (engine/webgpu): on when the webgpu backend is active,
+ * unless LRNET_FUSED_KERNELS=0 or `useFusedKernels(false)` asked for the stock TensorFlow.js ops.
+ */
+export function fusedKernelsActive(): boolean {
+  return fusedKernels && tf.getBackend() === 'webgpu';
+}
+
+/** Turns the fused WebGPU kernels off (stock ops, e.g. to compare backends op for op) or back on. */
+export function useFusedKernels(enabled: boolean): void {
+  fusedKernels = enabled && tf.getBackend() === 'webgpu' && enableFusedLrKernels();
+}
+
 async function tryWebgpu(requireHardware: boolean): Promise<BackendInfo> {
+  // Subgroup operations make the fused kernels several times faster where the adapter has them.
+  await requestWebgpuSubgroups();
   const adapter = await probeWebgpu();
   if (!adapter) {
     throw new BackendError('no WebGPU adapter: the optional `webgpu` package is missing or found no Vulkan/Metal/D3D12 device');
@@ -96,6 +114,7 @@ async function tryWebgpu(requireHardware: boolean): Promise<BackendInfo> {
   await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) throw new BackendError('the WebGPU backend failed to initialize');
   await tf.ready();
+  useFusedKernels(process.env['LRNET_FUSED_KERNELS'] !== '0');
   return { name: 'webgpu', tfBackend: 'webgpu', adapter: adapter.description, hardwareAccelerated: !adapter.software, notes: [] };
 }
 
