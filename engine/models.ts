@@ -6,7 +6,7 @@
 import { tf, type Tensor } from './tf.ts';
 import { deriveSeed } from './random.ts';
 import { standardNormal } from './noise.ts';
-import { fusedLrLayer, type LrLayerNode } from './webgpu/index.ts';
+import { batchNormRelu, batchNormReluPool, fusedLrLayer, type LrLayerNode } from './webgpu/index.ts';
 import {
   type DiscreteKind,
   moments,
@@ -348,7 +348,8 @@ export function forward(model: ModelDefinition, params: Parameters, x: Tensor, o
   let dropoutCount = 0;
   const run = (nodes: readonly LayerNode[], input: Tensor): Tensor => {
     let h = input;
-    for (const node of nodes) {
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i]!;
       switch (node.op) {
         case 'conv':
           h = linear(node.name, h, node.discrete, { op: 'conv', stride: node.stride }, (inp, w) =>
@@ -358,9 +359,24 @@ export function forward(model: ModelDefinition, params: Parameters, x: Tensor, o
           h = linear(node.name, h, node.discrete, { op: 'dense' }, (inp, w) => tf.matMul(inp as tf.Tensor2D, w as tf.Tensor2D));
           if (!node.discrete) h = tf.add(h, param(`${node.name}/bias`));
           break;
-        case 'batchnorm':
+        case 'batchnorm': {
+          const next = nodes[i + 1];
+          if (options.fusedKernels && options.batchStatistics && next?.op === 'relu') {
+            // One fused WebGPU pass for batch norm + ReLU (+ the max pool after them), batch statistics included.
+            const pool = nodes[i + 2]?.op === 'maxpool' ? (nodes[i + 2] as Extract<LayerNode, { op: 'maxpool' }>) : undefined;
+            const gamma = param(`${node.name}/gamma`);
+            const beta = param(`${node.name}/beta`);
+            const fused = pool
+              ? batchNormReluPool(h, gamma, beta, BATCH_NORM_EPSILON, pool.size, pool.stride)
+              : batchNormRelu(h, gamma, beta, BATCH_NORM_EPSILON);
+            options.onBatchStatistics?.(node.name, { mean: fused.mean, variance: fused.variance });
+            h = fused.y;
+            i += pool ? 2 : 1;
+            break;
+          }
           h = batchNorm(node.name, h);
           break;
+        }
         case 'relu':
           h = tf.relu(h);
           break;

@@ -60,6 +60,19 @@ describe('MNIST LR training step with the fused kernels', () => {
     disposeParameters(params);
   }, 120_000);
 
+  it('is what the trainer runs: models.ts forward with fusedKernels equals forwardLr', async (ctx) => {
+    if (!available) return ctx.skip();
+    const params = lrParameters();
+    const x = randomTensor([3, 28, 28, 1], 12, 0, 1);
+    const options = { mode: 'lr', training: true, batchStatistics: true, kind: 'ternary', noiseSeed: 42, dropoutSeed: 43 } as const;
+    const trainer = forward(model, params, x, { ...options, fusedKernels: true });
+    const err = await compare(trainer, forwardLr(model, params, x, options));
+    expect(err.max).toBeLessThan(1e-6);
+    // And it is not the stock path (whose noise is the ziggurat's): the flag really switches the kernels.
+    expect((await compare(trainer, forward(model, params, x, options))).max).toBeGreaterThan(1e-3);
+    disposeParameters(params);
+  }, 120_000);
+
   it('runs models.ts forward in every other mode', async (ctx) => {
     if (!available) return ctx.skip();
     const params = lrParameters();
