@@ -8,6 +8,7 @@
  * in one transaction every FLUSH_INTERVAL_MS, and progress is written at most once a second. Training steps take
  * tens to hundreds of milliseconds, so logging stays far below 1% of a step.
  */
+import fs from 'node:fs';
 import type { TrainingConfig } from '../../engine/config.ts';
 import type { LayerWeightStatistics, SplitAccuracies } from '../../engine/evaluate.ts';
 import type { Phase, TrainingEvent } from '../../engine/train.ts';
@@ -60,6 +61,9 @@ export function layerStats(layers: readonly LayerWeightStatistics[]): LayerStats
   }));
 }
 
+/** Checkpoints kept per run (the newest ones). */
+export const KEEP_CHECKPOINTS = 3;
+
 /** Records one run's events into the store. Not reusable: one recorder per training attempt. */
 export class RunRecorder {
   private readonly writer: MetricWriter;
@@ -93,6 +97,18 @@ export class RunRecorder {
       this.apply(event);
     } catch (error) {
       this.onError(error);
+    }
+  }
+
+  /**
+   * Keeps the newest KEEP_CHECKPOINTS checkpoints of the run and deletes the older rows and files: a run writes one
+   * per epoch, and the paper's CIFAR-10 recipe would otherwise leave hundreds of 100 MB files. Resume and export
+   * only ever use the newest.
+   */
+  private pruneCheckpoints(): void {
+    const checkpoints = this.store.getRun(this.runId).checkpoints;
+    for (const old of checkpoints.slice(0, Math.max(0, checkpoints.length - KEEP_CHECKPOINTS))) {
+      fs.rmSync(this.store.deleteCheckpoint(old.id), { force: true });
     }
   }
 
@@ -160,6 +176,7 @@ export class RunRecorder {
         if (identity === this.lastCheckpoint) return;
         this.lastCheckpoint = identity;
         this.store.addCheckpoint(this.runId, { step: event.step, epoch: event.epoch, phase: event.phase, path: event.path, bytes: event.bytes });
+        this.pruneCheckpoints();
         this.writeProgress();
         return;
       }
