@@ -28,7 +28,6 @@ import { Adam } from '../engine/optimizer.ts';
 import { loadBundledMnistSample } from '../engine/data/mnist.ts';
 import { fillBatch } from '../engine/data/batch.ts';
 import { Random } from '../engine/random.ts';
-import { forwardLr } from '../engine/webgpu/forward.ts';
 import { enableFusedLrKernels } from '../engine/webgpu/index.ts';
 import { requestWebgpuSubgroups, subgroupSizeOf } from '../engine/webgpu/device.ts';
 import type { WebGPUBackendInternals } from '../engine/webgpu/runner.ts';
@@ -64,7 +63,7 @@ function freshParameters(): Parameters {
 type Forward = (params: Parameters, x: tf.Tensor, options: ForwardOptions) => tf.Tensor;
 const paths: Record<'stock' | 'fused', Forward> = {
   stock: (params, x, options) => forward(model, params, x, options),
-  fused: (params, x, options) => forwardLr(model, params, x, options),
+  fused: (params, x, options) => forward(model, params, x, { ...options, fusedKernels: true }),
 };
 
 interface PathState {

@@ -301,10 +301,11 @@ export interface ForwardOptions {
   /** Receives the batch statistics of every batch-norm layer when `batchStatistics` is on (moving averages). */
   readonly onBatchStatistics?: (layer: string, stats: BatchNormStatistics) => void;
   /**
-   * Run 'lr' layers through the fused WebGPU kernels (engine/webgpu: one pass for both convolutions and the noise,
-   * drawn on the GPU by Philox). Only on the webgpu backend; the noise values then differ from the ziggurat's.
+   * Run 'lr' layers and batch norm + ReLU (+ max pool) through the fused WebGPU kernels (engine/webgpu: one pass for
+   * both convolutions and the noise, drawn on the GPU by Philox). Only on the webgpu backend; the noise values then
+   * differ from the ziggurat's. 'reference' runs the same net on stock ops with the same Philox noise (for tests).
    */
-  readonly fusedKernels?: boolean;
+  readonly fusedKernels?: boolean | 'reference';
 }
 
 /** Batch-norm epsilon (TensorFlow's default, as in the authors' code). */
@@ -337,7 +338,7 @@ export function forward(model: ModelDefinition, params: Parameters, x: Tensor, o
     const seed = deriveSeed(options.noiseSeed ?? 0, layerIndex.get(name) ?? 0);
     if (options.mode === 'lr' && options.fusedKernels) {
       // The network input needs no gradient: the fused backward pass then skips it.
-      return fusedLrLayer(layer, input, mean, variance, seed, { inputGradient: input !== x });
+      return fusedLrLayer(layer, input, mean, variance, seed, { inputGradient: input !== x, reference: options.fusedKernels === 'reference' });
     }
     const m = apply(input, mean);
     if (options.mode === 'mean') return m;
@@ -361,7 +362,7 @@ export function forward(model: ModelDefinition, params: Parameters, x: Tensor, o
           break;
         case 'batchnorm': {
           const next = nodes[i + 1];
-          if (options.fusedKernels && options.batchStatistics && next?.op === 'relu') {
+          if (options.fusedKernels === true && options.batchStatistics && next?.op === 'relu') {
             // One fused WebGPU pass for batch norm + ReLU (+ the max pool after them), batch statistics included.
             const pool = nodes[i + 2]?.op === 'maxpool' ? (nodes[i + 2] as Extract<LayerNode, { op: 'maxpool' }>) : undefined;
             const gamma = param(`${node.name}/gamma`);

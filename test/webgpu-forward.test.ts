@@ -1,12 +1,11 @@
 /**
- * The whole MNIST LR net with the fused kernels (engine/webgpu/forward.ts `forwardLr`) against the same net on
- * stock ops with the same Philox noise (`reference: true`): loss and every parameter gradient of one training
- * step, plus the integration helpers.
+ * The whole MNIST LR net as the trainer runs it on WebGPU (models.ts forward with `fusedKernels: true`) against the
+ * same net on stock ops with the same Philox noise (`fusedKernels: 'reference'`): loss and every parameter gradient
+ * of one training step, plus the integration helpers.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { tf } from '../engine/tf.ts';
 import { defineModel, discreteFromFullPrecision, disposeParameters, forward, initParameters, isTrainable, type Parameters } from '../engine/models.ts';
-import { forwardLr } from '../engine/webgpu/forward.ts';
 import { enableFusedLrKernels, fusedLrLayer } from '../engine/webgpu/index.ts';
 import { webgpuAvailable, randomTensor, compare } from '../engine/webgpu/verify.ts';
 
@@ -38,8 +37,9 @@ describe('MNIST LR training step with the fused kernels', () => {
     const y = tf.oneHot(tf.tensor1d([3, 1, 4], 'int32'), 10);
     const trainable = [...params].filter(([name]) => isTrainable(name));
     const stats = new Map<string, tf.Tensor[]>();
-    const step = (reference: boolean) => tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, forwardLr(model, params, x, {
-      mode: 'lr', training: true, batchStatistics: true, kind: 'ternary', noiseSeed: 42, dropoutSeed: 43, reference,
+    const step = (reference: boolean) => tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, forward(model, params, x, {
+      mode: 'lr', training: true, batchStatistics: true, kind: 'ternary', noiseSeed: 42, dropoutSeed: 43,
+      fusedKernels: reference ? 'reference' : true,
       onBatchStatistics: (layer, s) => stats.set(`${layer}/${reference}`, [tf.keep(s.mean), tf.keep(s.variance)]),
     })) as tf.Scalar, trainable.map(([, v]) => v));
     const fused = step(false);
@@ -60,25 +60,23 @@ describe('MNIST LR training step with the fused kernels', () => {
     disposeParameters(params);
   }, 120_000);
 
-  it('is what the trainer runs: models.ts forward with fusedKernels equals forwardLr', async (ctx) => {
+  it('switches kernels with the flag: the fused path is not the stock path, whose noise is the ziggurat', async (ctx) => {
     if (!available) return ctx.skip();
     const params = lrParameters();
     const x = randomTensor([3, 28, 28, 1], 12, 0, 1);
     const options = { mode: 'lr', training: true, batchStatistics: true, kind: 'ternary', noiseSeed: 42, dropoutSeed: 43 } as const;
-    const trainer = forward(model, params, x, { ...options, fusedKernels: true });
-    const err = await compare(trainer, forwardLr(model, params, x, options));
-    expect(err.max).toBeLessThan(1e-6);
-    // And it is not the stock path (whose noise is the ziggurat's): the flag really switches the kernels.
-    expect((await compare(trainer, forward(model, params, x, options))).max).toBeGreaterThan(1e-3);
+    const fused = forward(model, params, x, { ...options, fusedKernels: true });
+    expect((await compare(fused, forward(model, params, x, options))).max).toBeGreaterThan(1e-3);
+    expect((await compare(fused, forward(model, params, x, { ...options, fusedKernels: 'reference' }))).max).toBeLessThan(1e-4);
     disposeParameters(params);
   }, 120_000);
 
-  it('runs models.ts forward in every other mode', async (ctx) => {
+  it('leaves every other mode alone', async (ctx) => {
     if (!available) return ctx.skip();
     const params = lrParameters();
     const x = randomTensor([2, 28, 28, 1], 6, 0, 1);
     const options = { mode: 'mean', training: false, batchStatistics: false, kind: 'ternary' } as const;
-    const err = await compare(forwardLr(model, params, x, options), forward(model, params, x, options));
+    const err = await compare(forward(model, params, x, { ...options, fusedKernels: true }), forward(model, params, x, options));
     expect(err.max).toBeLessThan(1e-6);
     disposeParameters(params);
   }, 60_000);

@@ -23,7 +23,7 @@
  *      sites; `x` is forward()'s input, whose gradient nobody needs).
  *   3. In `run()`, case 'batchnorm', when `options.fusedKernels && options.batchStatistics` and the next node is
  *      'relu': call batchNormReluPool (next-next node 'maxpool') or batchNormRelu, pass its mean/variance to
- *      `onBatchStatistics`, and skip the nodes it consumed; forward.ts `forwardLr` shows exactly this.
+ *      `onBatchStatistics`, and skip the nodes it consumed. (Done: engine/models.ts `forward` with `fusedKernels`.)
  */
 import { tf, type Tensor } from '../tf.ts';
 import { lrConv2d, lrDense, registerLrKernels } from './lr-ops.ts';
