@@ -6,7 +6,7 @@ const forbid = (patterns, message) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'out/', 'coverage/', 'test-artifacts/', 'renderer/dist/'] },
+  { ignores: ['node_modules/', 'dist/', 'out/', 'coverage/', 'test-artifacts/', 'renderer/dist/', 'scratch/'] },
   ...tseslint.configs.recommended,
   {
     rules: {
