@@ -9,11 +9,10 @@
  * for bit (double rounding is innocuous for +, -, *, / and sqrt from double to float). A 1-worker stepper
  * therefore follows trainStep exactly; test/parallel.test.ts checks it.
  */
-import type { Tensor } from '../tf.ts';
 import { deriveSeed } from '../random.ts';
 import type { TrainingConfig } from '../config.ts';
-import { lossAndGradients, stepSeeds, type Phase } from '../gradients.ts';
-import type { ModelDefinition, Parameters, BatchNormStatistics } from '../models.ts';
+import { lossAndGradients, stepSeeds, type Phase, type StepGradients, type StepSeeds } from '../gradients.ts';
+import type { ModelDefinition, Parameters } from '../models.ts';
 
 /** The logit clip of the binary ImageNet recipe (trainStep's BINARY_IMAGENET_LOGIT_CLIP). */
 const BINARY_IMAGENET_LOGIT_CLIP = 4.6;
@@ -22,10 +21,7 @@ const BINARY_IMAGENET_LOGIT_CLIP = 4.6;
 export const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 } as const;
 
 /** Seeds of one shard's LR noise and dropout. */
-export interface ShardSeeds {
-  readonly noise: number;
-  readonly dropout: number;
-}
+export type ShardSeeds = StepSeeds;
 
 /**
  * Seeds for worker `worker` at a global step. Worker 0 draws exactly what trainStep draws (so one worker
@@ -38,15 +34,10 @@ export function shardSeeds(seed: number, globalStep: number, worker: number): Sh
 }
 
 /** What one shard's forward/backward pass produced; tensors are owned by the caller until dispose(). */
-export interface ShardResult {
+export interface ShardResult extends Omit<StepGradients, 'loss' | 'crossEntropy' | 'correct'> {
   readonly loss: number;
   readonly crossEntropy: number;
   readonly correct: number;
-  /** Gradient by parameter name (trainable parameters that received one). */
-  readonly gradients: ReadonlyMap<string, Tensor>;
-  /** Batch statistics by batch-norm layer name. */
-  readonly batchStatistics: ReadonlyMap<string, BatchNormStatistics>;
-  dispose(): void;
 }
 
 /** The forward and backward pass of trainStep on one shard, without the optimizer step. */
