@@ -179,7 +179,7 @@ export const RESUMABLE_STATUSES: readonly RunStatus[] = ['stopped', 'failed', 'i
 export type Architecture = 'mnist' | 'cifar10-vgg' | 'resnet18';
 export type DiscreteKind = 'binary' | 'ternary';
 export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
-export type DatasetName = 'mnist-sample' | 'mnist' | 'fashion-mnist' | 'cifar10';
+export type DatasetName = 'mnist-sample' | 'mnist' | 'fashion-mnist' | 'cifar10' | 'imagefolder';
 
 export interface PhaseConfig {
   readonly epochs: number;
@@ -194,7 +194,16 @@ export interface TrainingConfig {
   readonly preset: string;
   readonly architecture: Architecture;
   readonly kind: DiscreteKind;
-  readonly dataset: { readonly name: DatasetName; readonly path?: string; readonly trainLimit?: number; readonly testLimit?: number };
+  readonly dataset: {
+    readonly name: DatasetName;
+    readonly path?: string;
+    readonly trainLimit?: number;
+    readonly testLimit?: number;
+    /** Image folders only: crop side, shorter side before cropping, decoding threads. */
+    readonly cropSize?: number;
+    readonly resizeShorter?: number;
+    readonly decodeWorkers?: number;
+  };
   readonly seed: number;
   readonly batchSize: number;
   readonly validationSize: number;

@@ -75,8 +75,8 @@ export async function buildDiscreteNetwork(
   let statistics: Map<string, BatchNormStatistics> | undefined;
   if (evaluation.batchNormImages > 0) {
     const calibration = calibrationSplit(config, dataset);
-    const split: EvaluationSplit = { set: calibration.set, indices: calibration.indices.subarray(0, evaluation.batchNormImages) };
-    statistics = await estimateBatchNormStatistics(model, params, split, dataset.normalization, base);
+    const split: EvaluationSplit = { source: calibration.source, indices: calibration.indices.subarray(0, evaluation.batchNormImages) };
+    statistics = await estimateBatchNormStatistics(model, params, split, base);
   }
   const batchNorm = new Map<string, BatchNormStatistics & { gamma: Tensor; beta: Tensor }>();
   const fullPrecision = new Map<string, Tensor>();

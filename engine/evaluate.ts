@@ -4,8 +4,7 @@
  */
 import { tf, type Tensor } from './tf.ts';
 import { Random, deriveSeed } from './random.ts';
-import type { ImageSet, InputNormalization } from './data/types.ts';
-import { fillBatch, fillLabels } from './data/batch.ts';
+import type { ImageSource } from './data/source.ts';
 import {
   type DiscreteKind,
   type DiscreteLogits,
@@ -23,9 +22,9 @@ import {
   forward,
 } from './models.ts';
 
-/** Images of one split, chosen by index from an ImageSet. */
+/** Images of one split, chosen by index from an image source (never augmented). */
 export interface EvaluationSplit {
-  readonly set: ImageSet;
+  readonly source: ImageSource;
   readonly indices: Int32Array;
 }
 
@@ -63,7 +62,6 @@ export interface DiscreteEvaluation {
 
 export interface EvaluationOptions {
   readonly kind: DiscreteKind;
-  readonly normalization: InputNormalization;
   readonly samples: number;
   readonly sampleSeed: number;
   /** Training images for batch-norm re-estimation (0 = off). */
@@ -76,24 +74,27 @@ export interface EvaluationOptions {
 
 const DEFAULT_EVAL_BATCH = 500;
 
-/** Runs `fn` on consecutive batches of a split's images. */
+/** Runs `fn` on consecutive batches of a split's images; the next batch is read while `fn` runs. */
 async function forEachBatch(
   split: EvaluationSplit,
-  normalization: InputNormalization,
   batchSize: number,
   fn: (x: Tensor, labels: Int32Array) => Promise<void>,
 ): Promise<void> {
-  const { set, indices } = split;
-  const pixelsPerImage = set.height * set.width * set.channels;
-  const rng = new Random(0); // unused: evaluation never augments
-  for (let start = 0; start < indices.length; start += batchSize) {
+  const { source, indices } = split;
+  const [height, width, channels] = source.shape;
+  const read = (start: number) => {
     const batchIndices = indices.subarray(start, Math.min(indices.length, start + batchSize));
-    const n = batchIndices.length;
-    const input = new Float32Array(n * pixelsPerImage);
-    fillBatch(set, batchIndices, normalization, false, rng, input);
-    const labels = new Int32Array(n);
-    fillLabels(set, batchIndices, labels);
-    const x = tf.tensor4d(input, [n, set.height, set.width, set.channels]);
+    const input = new Float32Array(batchIndices.length * height * width * channels);
+    const labels = new Int32Array(batchIndices.length);
+    const done = source.read(batchIndices, input, labels).then(() => ({ input, labels }));
+    done.catch(() => undefined); // awaited below; an abandoned read is not an unhandled rejection
+    return done;
+  };
+  let next = indices.length > 0 ? read(0) : undefined;
+  for (let start = 0; next; start += batchSize) {
+    const { input, labels } = await next;
+    next = start + batchSize < indices.length ? read(start + batchSize) : undefined;
+    const x = tf.tensor4d(input, [labels.length, height, width, channels]);
     try {
       await fn(x, labels);
     } finally {
@@ -107,12 +108,11 @@ export async function accuracy(
   model: ModelDefinition,
   params: Parameters,
   split: EvaluationSplit,
-  normalization: InputNormalization,
   options: ForwardOptions,
   batchSize = DEFAULT_EVAL_BATCH,
 ): Promise<number> {
   let correct = 0;
-  await forEachBatch(split, normalization, batchSize, async (x, labels) => {
+  await forEachBatch(split, batchSize, async (x, labels) => {
     const predictions = tf.tidy(() => tf.argMax(forward(model, params, x, options), 1));
     const predicted = (await predictions.data()) as Int32Array;
     predictions.dispose();
@@ -129,13 +129,12 @@ export async function estimateBatchNormStatistics(
   model: ModelDefinition,
   params: Parameters,
   split: EvaluationSplit,
-  normalization: InputNormalization,
   options: ForwardOptions,
   batchSize = DEFAULT_EVAL_BATCH,
 ): Promise<Map<string, BatchNormStatistics>> {
   const sums = new Map<string, { mean: Tensor; variance: Tensor }>();
   let batches = 0;
-  await forEachBatch(split, normalization, batchSize, async (x) => {
+  await forEachBatch(split, batchSize, async (x) => {
     tf.tidy(() => {
       forward(model, params, x, {
         ...options, training: false, batchStatistics: true,
@@ -190,20 +189,20 @@ export async function evaluateDiscrete(
   const totalNets = options.samples + 2;
   let netsDone = 0;
   const calibration: EvaluationSplit = {
-    set: options.calibration.set,
+    source: options.calibration.source,
     indices: options.calibration.indices.subarray(0, Math.min(options.batchNormImages, options.calibration.indices.length)),
   };
 
   const evaluateNet = async (base: ForwardOptions): Promise<{ validation: number; test: number }> => {
     let statisticsOverride: Map<string, BatchNormStatistics> | undefined;
     if (calibration.indices.length > 0) {
-      statisticsOverride = await estimateBatchNormStatistics(model, params, calibration, options.normalization, base, options.batchSize);
+      statisticsOverride = await estimateBatchNormStatistics(model, params, calibration, base, options.batchSize);
     }
     const netOptions: ForwardOptions = { ...base, ...(statisticsOverride ? { statisticsOverride } : {}) };
     try {
       return {
-        validation: await accuracy(model, params, validation, options.normalization, netOptions, options.batchSize),
-        test: await accuracy(model, params, test, options.normalization, netOptions, options.batchSize),
+        validation: await accuracy(model, params, validation, netOptions, options.batchSize),
+        test: await accuracy(model, params, test, netOptions, options.batchSize),
       };
     } finally {
       for (const s of statisticsOverride?.values() ?? []) tf.dispose([s.mean, s.variance]);

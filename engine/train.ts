@@ -11,7 +11,7 @@ import path from 'node:path';
 import { tf, type Tensor } from './tf.ts';
 import { Random, deriveSeed } from './random.ts';
 import type { Dataset, DatasetIdentity } from './data/types.ts';
-import { fillBatch, fillLabels } from './data/batch.ts';
+import { asTrainingData, type TrainingData } from './data/source.ts';
 import type { TrainingConfig, PhaseConfig } from './config.ts';
 import { validateConfig } from './config.ts';
 import {
@@ -152,32 +152,37 @@ export function splitValidation(trainCount: number, validationSize: number): { t
  * Training images (never validation) in a seeded order: the first N re-estimate batch-norm statistics of discrete
  * nets in evaluations, and the exporter takes the same N to rebuild the very net that was evaluated.
  */
-export function calibrationSplit(config: TrainingConfig, dataset: Dataset): EvaluationSplit {
-  const { train: trainIndices } = splitValidation(dataset.train.count, config.validationSize);
+export function calibrationSplit(config: TrainingConfig, data: Dataset | TrainingData): EvaluationSplit {
+  const { train } = asTrainingData(data);
+  const { train: trainIndices } = splitValidation(train.count, config.validationSize);
   new Random(deriveSeed(config.seed, 31)).shuffle(trainIndices);
-  return { set: dataset.train, indices: trainIndices };
+  return { source: train, indices: trainIndices };
 }
 
 function limitSplit(count: number, limit?: number): Int32Array {
   return Int32Array.from({ length: Math.min(count, limit ?? count) }, (_, i) => i);
 }
 
-/** Trains one run. The backend must already be initialized (see engine/backends). */
+/**
+ * Trains one run. The backend must already be initialized (see engine/backends). The data stays the caller's:
+ * close a TrainingData afterwards.
+ */
 export async function train(
   configInput: TrainingConfig,
-  dataset: Dataset,
+  data: Dataset | TrainingData,
   backend: BackendInfo,
   options: TrainingOptions = {},
 ): Promise<TrainingResult> {
   const config = validateConfig(configInput);
+  const dataset = asTrainingData(data);
   const started = performance.now();
   const emit = (event: TrainingEvent) => options.onEvent?.(event);
   const { train: trainIndices, validation: validationIndices } = splitValidation(dataset.train.count, config.validationSize);
-  const validation: EvaluationSplit = { set: dataset.train, indices: validationIndices };
-  const test: EvaluationSplit = { set: dataset.test, indices: limitSplit(dataset.test.count, config.dataset.testLimit) };
+  const validation: EvaluationSplit = { source: dataset.train, indices: validationIndices };
+  const test: EvaluationSplit = { source: dataset.test, indices: limitSplit(dataset.test.count, config.dataset.testLimit) };
   const calibration = calibrationSplit(config, dataset);
 
-  const [height, width, channels] = [dataset.train.height, dataset.train.width, dataset.train.channels];
+  const [height, width, channels] = dataset.inputShape;
   const model = defineModel(config.architecture, { inputShape: [height, width, channels], numClasses: dataset.numClasses, kind: config.kind });
   const stepsPerEpoch = Math.max(1, Math.floor(trainIndices.length / config.batchSize));
   const phaseSteps: Record<Phase, number> = {
@@ -249,7 +254,6 @@ export async function train(
     await syncFromWorkers();
     lastEvaluation = await evaluateDiscrete(model, params, validation, test, {
       kind: config.kind,
-      normalization: dataset.normalization,
       samples: config.evaluation.samples,
       sampleSeed: deriveSeed(config.seed, 41, globalStep),
       batchNormImages: config.evaluation.batchNormImages,
@@ -286,6 +290,18 @@ export async function train(
         let lossSum = 0;
         let correctSum = 0;
         let seen = 0;
+        /** Starts reading the batch of a step of this epoch (augmented from (seed, phase, epoch, step)). */
+        const readBatch = (step: number) => {
+          const batch = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
+          const input = new Float32Array(batch.length * pixelsPerImage);
+          const labels = new Int32Array(batch.length);
+          const augmentSeed = deriveSeed(config.seed, 51, PHASE_ID[phase], epochIndex, step);
+          const read = dataset.train.read(batch, input, labels, augmentSeed).then(() => ({ batch, input, labels }));
+          read.catch(() => undefined); // awaited in its step; one left behind by a stop is not an unhandled rejection
+          return read;
+        };
+        // Image folders decode in other threads: the next batch is read while this step trains.
+        let nextBatch = stepInEpoch < stepsPerEpoch ? readBatch(stepInEpoch) : undefined;
         for (; stepInEpoch < stepsPerEpoch; stepInEpoch++) {
           if (options.signal?.aborted) {
             stopped = true;
@@ -293,12 +309,8 @@ export async function train(
             break;
           }
           const stepStart = performance.now();
-          const batch = order.subarray(stepInEpoch * config.batchSize, (stepInEpoch + 1) * config.batchSize);
-          const input = new Float32Array(batch.length * pixelsPerImage);
-          const augmentRng = new Random(deriveSeed(config.seed, 51, PHASE_ID[phase], epochIndex, stepInEpoch));
-          fillBatch(dataset.train, batch, dataset.normalization, dataset.augmentation !== 'none', augmentRng, input);
-          const labels = new Int32Array(batch.length);
-          fillLabels(dataset.train, batch, labels);
+          const { batch, input, labels } = await nextBatch!;
+          nextBatch = stepInEpoch + 1 < stepsPerEpoch ? readBatch(stepInEpoch + 1) : undefined;
           const shape: [number, number, number, number] = [batch.length, height, width, channels];
           const [loss, crossEntropy, correct] = await (stepper
             ? stepper.step(input, labels, shape, globalStep, learningRate)
@@ -346,12 +358,12 @@ export async function train(
             const base = { mode: 'full', training: false, batchStatistics: false } as const;
             const images = calibration.indices.subarray(0, config.evaluation.batchNormImages);
             const statisticsOverride = images.length > 0
-              ? await estimateBatchNormStatistics(model, params, { set: calibration.set, indices: images }, dataset.normalization, base)
+              ? await estimateBatchNormStatistics(model, params, { source: calibration.source, indices: images }, base)
               : undefined;
             const fp = { ...base, ...(statisticsOverride ? { statisticsOverride } : {}) };
             const fullPrecision = {
-              validation: await accuracy(model, params, validation, dataset.normalization, fp),
-              test: await accuracy(model, params, test, dataset.normalization, fp),
+              validation: await accuracy(model, params, validation, fp),
+              test: await accuracy(model, params, test, fp),
             };
             for (const s of statisticsOverride?.values() ?? []) tf.dispose([s.mean, s.variance]);
             emit({ type: 'evaluation', phase: 'pretrain', epoch: epochNumber, step: globalStep, fullPrecision });
@@ -465,12 +477,12 @@ export interface TrainedRun {
 }
 
 /** Loads a checkpoint's parameters and state; the dataset gives the input shape and must be the run's own. */
-export function loadTrainedRun(file: string, dataset: Dataset): TrainedRun {
+export function loadTrainedRun(file: string, data: Dataset | TrainingData): TrainedRun {
+  const dataset = asTrainingData(data);
   const loaded = openCheckpoint(file, dataset);
   const s = loaded.state;
-  const { train } = dataset;
   const model = defineModel(s.config.architecture, {
-    inputShape: [train.height, train.width, train.channels], numClasses: dataset.numClasses, kind: s.config.kind,
+    inputShape: dataset.inputShape, numClasses: dataset.numClasses, kind: s.config.kind,
   });
   const parameters = restoreVariables(loaded, 'param', true);
   return {
@@ -482,7 +494,7 @@ export function loadTrainedRun(file: string, dataset: Dataset): TrainedRun {
 }
 
 /** Reads a checkpoint and checks it belongs to this dataset. */
-function openCheckpoint(file: string, dataset: Dataset): LoadedCheckpoint<CheckpointState> {
+function openCheckpoint(file: string, dataset: TrainingData): LoadedCheckpoint<CheckpointState> {
   const loaded = loadCheckpoint<CheckpointState>(file);
   const checksum = loaded.state.datasetChecksum;
   if (checksum !== dataset.identity.checksum) {

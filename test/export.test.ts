@@ -12,6 +12,7 @@ import { tf } from '../engine/tf.ts';
 import { initBackend } from '../engine/backends/index.ts';
 import { PRESETS, type TrainingConfig } from '../engine/config.ts';
 import { loadDataset } from '../engine/data/index.ts';
+import { inMemoryData } from '../engine/data/source.ts';
 import type { Dataset } from '../engine/data/types.ts';
 import { train, loadTrainedRun } from '../engine/train.ts';
 import { disposeParameters } from '../engine/models.ts';
@@ -213,8 +214,8 @@ describe('export', () => {
     // Its accuracy is poor (it was never trained as binary), but its logits are well scaled, which is what the
     // comparison of the binary code paths needs.
     const weights = new Map([...ternary.weights].map(([name, w]) => [name, tf.tidy(() => tf.where(tf.equal(w, 0), tf.onesLike(w), w))]));
-    const split = { set: dataset.train, indices: Int32Array.from({ length: 200 }, (_, i) => i) };
-    const stats = await estimateBatchNormStatistics(run.model, run.parameters, split, dataset.normalization, {
+    const split = { source: inMemoryData(dataset).train, indices: Int32Array.from({ length: 200 }, (_, i) => i) };
+    const stats = await estimateBatchNormStatistics(run.model, run.parameters, split, {
       mode: 'discrete', training: false, batchStatistics: true, kind: 'binary', discreteWeights: weights,
     });
     const batchNorm = new Map([...ternary.batchNorm].map(([name, bn]) => [name, { ...bn, ...stats.get(name)! }]));

@@ -11,6 +11,7 @@ import { tf } from '../engine/tf.ts';
 import { initBackend } from '../engine/backends/index.ts';
 import { PRESETS, type TrainingConfig } from '../engine/config.ts';
 import { loadDataset, fillBatch, fillLabels, type Dataset } from '../engine/data/index.ts';
+import { inMemoryData } from '../engine/data/source.ts';
 import { Random } from '../engine/random.ts';
 import { Adam } from '../engine/optimizer.ts';
 import { defineModel, discreteFromFullPrecision, disposeParameters, initParameters, isTrainable, type Parameters } from '../engine/models.ts';
@@ -204,7 +205,7 @@ describe('data-parallel stepper', () => {
 
   it('trains as well with two workers as in one process (LR phase after a short pretraining)', async () => {
     const start = await handedOver(12);
-    const test = { set: dataset.test, indices: Int32Array.from({ length: 400 }, (_, i) => i * 5) };
+    const test = { source: inMemoryData(dataset).test, indices: Int32Array.from({ length: 400 }, (_, i) => i * 5) };
     // The LR net as trained (one noise draw), normalized with its moving statistics: both halves of the state.
     const lrNet = { mode: 'lr', training: false, batchStatistics: false, kind: 'ternary', noiseSeed: 1 } as const;
     const steps = 16;
@@ -228,8 +229,8 @@ describe('data-parallel stepper', () => {
       return pair.step(input, labels, shape, b, 3e-3);
     });
     await pair.read(parallel, parallelAdam);
-    const singleAccuracy = await accuracy(model, single, test, dataset.normalization, lrNet);
-    const parallelAccuracy = await accuracy(model, parallel, test, dataset.normalization, lrNet);
+    const singleAccuracy = await accuracy(model, single, test, lrNet);
+    const parallelAccuracy = await accuracy(model, parallel, test, lrNet);
     for (const p of [start, single, parallel]) disposeParameters(p);
     singleAdam.dispose();
     parallelAdam.dispose();

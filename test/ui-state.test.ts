@@ -155,7 +155,7 @@ function tableClient(n: number): FakeClient {
 
 const info: AppInfo = {
   version: '0.1.0', shell: 'browser', databasePath: '/tmp/x.db', dataFolder: '/tmp', defaultPreset: 'mnist-ternary-quick',
-  presets: PRESETS, architectures: ['mnist', 'cifar10-vgg', 'resnet18'], datasets: ['mnist-sample', 'mnist', 'fashion-mnist', 'cifar10'],
+  presets: PRESETS, architectures: ['mnist', 'cifar10-vgg', 'resnet18'], datasets: ['mnist-sample', 'mnist', 'fashion-mnist', 'cifar10', 'imagefolder'],
   backends: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], exportFormats: ['packed', 'c', 'onnx', 'tfjs'], nativeDialogs: false, concurrency: 1,
 };
 
@@ -281,6 +281,17 @@ describe('NewRunState', () => {
     expect(made.map((r) => [r.name, r.config.seed])).toEqual([['sweep-s1', 1], ['sweep-s2', 2], ['sweep-s3', 3]]);
     expect(made[0]!.config.dataset).toEqual({ name: 'mnist-sample', trainLimit: 700 });
     expect(made[0]!.tags).toEqual(['a', 'b', 'c']);
+  });
+
+  it('sends the image-folder settings only while the dataset is an image folder', () => {
+    const form = new newrun.NewRunState(new FakeClient(), info, new ManualScheduler());
+    form.applyPreset('imagenet-ternary-quick');
+    expect(form.config.architecture).toBe('resnet18');
+    form.config.dataset.path = '/data/imagenet';
+    form.config.dataset.decodeWorkers = null;
+    expect(form.formRuns()[0]!.config.dataset).toEqual({ name: 'imagefolder', path: '/data/imagenet', trainLimit: 3000, testLimit: 500, cropSize: 64, resizeShorter: 72 });
+    form.config.dataset.name = 'mnist';
+    expect(form.formRuns()[0]!.config.dataset).toEqual({ name: 'mnist', path: '/data/imagenet', trainLimit: 3000, testLimit: 500 });
   });
 
   it('checks the configuration once edits pause and files each problem under its field', async () => {

@@ -41,10 +41,14 @@ Trains an LR-net: full-precision pretraining, then the LR phase, then discrete e
   --lr X               LR-phase learning rate
   --seed N             random seed (same seed, same data, same backend: same result)
   --backend NAME       ${BACKEND_CHOICES.join(', ')} (default auto: the fastest that works here)
-  --data DIR           folder with the dataset files (MNIST IDX files, raw or .gz; CIFAR-10 batches or .tar.gz)
+  --data DIR           folder with the dataset files (MNIST IDX files, raw or .gz; CIFAR-10 batches or .tar.gz;
+                       an image folder: train/<class>/*.jpg|png and val/<class>/...)
   --dataset NAME       ${DATASET_NAMES.join(', ')} (default from the preset; mnist when --data is given to an mnist preset)
-  --train-limit N      train on the first N training images only
+  --train-limit N      train on the first N training images only (an image folder: N chosen at random, fixed)
   --test-limit N       evaluate on the first N test images only
+  --crop-size N        image folders: side of the square crop the network sees (default 224)
+  --resize N           image folders: resize the shorter side to N before cropping (default 256)
+  --decode-workers N   image folders: threads that read and decode images (default half the cores, at most 4)
   --validation N       images held out from training to select among sampled nets
   --eval-samples N     sampled discrete nets per evaluation (default 7 in the paper's presets)
   --eval-every N       evaluate every N epochs (0 = only at the end)
@@ -85,6 +89,9 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
     dataset: { type: 'string' },
     'train-limit': { type: 'string' },
     'test-limit': { type: 'string' },
+    'crop-size': { type: 'string' },
+    resize: { type: 'string' },
+    'decode-workers': { type: 'string' },
     validation: { type: 'string' },
     'eval-samples': { type: 'string' },
     'eval-every': { type: 'string' },
@@ -125,6 +132,9 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
   const trainLimit = number('train-limit', v['train-limit'], true);
   const testLimit = number('test-limit', v['test-limit'], true);
   const validationSize = number('validation', v.validation, true);
+  const cropSize = number('crop-size', v['crop-size'], true);
+  const resizeShorter = number('resize', v.resize, true);
+  const decodeWorkers = number('decode-workers', v['decode-workers'], true);
   const samples = number('eval-samples', v['eval-samples'], true);
   const every = number('eval-every', v['eval-every'], true);
   if (v.backend !== undefined && !BACKEND_CHOICES.includes(v.backend as BackendChoice)) {
@@ -143,7 +153,9 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
 
   // Without --data, a named data set comes from the data folder, where `lrnet data download NAME` puts it.
   let dataPath = v.data !== undefined ? path.resolve(v.data) : undefined;
-  if (dataPath === undefined && datasetName !== 'mnist-sample') {
+  if (dataPath === undefined && datasetName === 'imagefolder') {
+    problems.push('--data: an image folder has no default place; give its folder (train/<class>/..., val/<class>/...) with --data DIR');
+  } else if (dataPath === undefined && datasetName !== 'mnist-sample') {
     try {
       dataPath = resolveDatasetPath(datasetName, defaultDataFolder());
     } catch (error) {
@@ -151,13 +163,19 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
     }
   }
 
+  // The preset's dataset settings (a quick preset's limits and crop) hold while the run trains on that kind of data.
+  const { name: _baseName, path: _basePath, ...presetDataset } = datasetName === base.dataset.name ? base.dataset : { name: datasetName };
   const config: TrainingConfig = {
     ...base,
     dataset: {
+      ...presetDataset,
       name: datasetName,
       ...(dataPath !== undefined ? { path: dataPath } : {}),
-      ...(trainLimit !== undefined ? { trainLimit } : base.dataset.trainLimit !== undefined && v.data === undefined ? { trainLimit: base.dataset.trainLimit } : {}),
-      ...(testLimit !== undefined ? { testLimit } : base.dataset.testLimit !== undefined && v.data === undefined ? { testLimit: base.dataset.testLimit } : {}),
+      ...(trainLimit !== undefined ? { trainLimit } : {}),
+      ...(testLimit !== undefined ? { testLimit } : {}),
+      ...(cropSize !== undefined ? { cropSize } : {}),
+      ...(resizeShorter !== undefined ? { resizeShorter } : {}),
+      ...(decodeWorkers !== undefined ? { decodeWorkers } : {}),
     },
     ...(seed !== undefined ? { seed } : {}),
     ...(batch !== undefined ? { batchSize: batch } : {}),
@@ -201,7 +219,8 @@ function flagHint(problem: string): string {
     'lr.epochs': '--epochs', 'pretrain.epochs': '--fp-epochs', batchSize: '--batch', 'lr.learningRate': '--lr',
     seed: '--seed', 'dataset.path': '--data', 'dataset.trainLimit': '--train-limit', 'dataset.testLimit': '--test-limit',
     validationSize: '--validation', 'evaluation.samples': '--eval-samples', 'evaluation.every': '--eval-every',
-    backend: '--backend', 'dataset.name': '--dataset',
+    backend: '--backend', 'dataset.name': '--dataset', 'dataset.cropSize': '--crop-size', 'dataset.resizeShorter': '--resize',
+    'dataset.decodeWorkers': '--decode-workers',
   };
   const field = problem.slice(0, problem.indexOf(':'));
   return flags[field] ? `${flags[field]} (${problem})` : problem;

@@ -152,6 +152,10 @@ export async function exportRun(options: ExportRunOptions): Promise<ExportResult
   let dataset = options.dataset;
   if (!dataset) {
     const state = loadCheckpoint<CheckpointState>(options.checkpoint).state;
+    if (state.config.dataset.name === 'imagefolder') {
+      throw new ExportError('unsupported', `${options.checkpoint} was trained on an image folder: export format version 1 covers the in-memory data sets ` +
+        '(MNIST, Fashion-MNIST, CIFAR-10) and sequential nets only, not ResNet-18 on image folders');
+    }
     options.onProgress?.(`loading dataset ${state.config.dataset.name}`);
     dataset = loadDataset(datasetSpec(state.config.dataset));
   }

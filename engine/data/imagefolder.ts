@@ -638,6 +638,43 @@ export class ImageFolderSplit {
   }
 
   /**
+   * Reads the images `indices` (in any order) into `out` (indices.length * cropSize * cropSize * 3 floats, NHWC) and
+   * their classes into `labels`, for a trainer that draws its own batches. With `augment`, image k of the call is
+   * cropped and flipped from deriveSeed(seed, k), so the result depends on the arguments only. With worker threads
+   * every image is queued at once; on the calling thread at most `concurrency` (default 8) are read at a time.
+   */
+  async readImages(
+    indices: Int32Array,
+    out: Float32Array,
+    labels: Int32Array,
+    options: { readonly augment: boolean; readonly seed?: number; readonly concurrency?: number },
+  ): Promise<void> {
+    const crop = this.owner.cropSize;
+    const perImage = crop * crop * 3;
+    if (out.length < indices.length * perImage || labels.length < indices.length) {
+      throw new RangeError(`readImages: ${indices.length} images need ${indices.length * perImage} values and ${indices.length} labels`);
+    }
+    for (const index of indices) {
+      if (!Number.isInteger(index) || index < 0 || index >= this.count) throw new RangeError(`index ${index} is outside the ${this.count} images of ${this.name}/`);
+    }
+    const limiter = new Limiter(this.owner.workers > 0 ? Math.max(1, indices.length) : (options.concurrency ?? 8));
+    const seed = options.seed ?? 0;
+    let stopped = false;
+    const jobs = Array.from(indices, (index, k) => {
+      labels[k] = this.labels[index]!;
+      const transform = this.owner.transform(options.augment, deriveSeed(seed, AUGMENT_STREAM, k));
+      return limiter.run(async () => {
+        if (stopped) throw new Cancelled();
+        await this.owner.load(this.files[index]!, transform, out, k * perImage);
+      }).catch((err: unknown) => {
+        stopped = true; // one unreadable file fails the call: do not read the rest
+        throw err;
+      });
+    });
+    await settleAll(jobs);
+  }
+
+  /**
    * The epoch's batches, read and decoded `prefetch` batches ahead. Leaving the loop early (break, an exception)
    * stops the reading. A file that cannot be read or decoded fails its batch with a DatasetError naming it.
    */

@@ -10,9 +10,10 @@ export type DatasetSpec =
   | { readonly name: 'mnist' | 'fashion-mnist'; readonly dir: string; readonly trainLimit?: number }
   | { readonly name: 'cifar10'; readonly path: string; readonly trainLimit?: number };
 
-export type DatasetName = DatasetSpec['name'];
+/** Every data set a run can train on: the in-memory ones above, and 'imagefolder', streamed (see source.ts). */
+export type DatasetName = DatasetSpec['name'] | 'imagefolder';
 
-export const DATASET_NAMES: readonly DatasetName[] = ['mnist-sample', 'mnist', 'fashion-mnist', 'cifar10'];
+export const DATASET_NAMES: readonly DatasetName[] = ['mnist-sample', 'mnist', 'fashion-mnist', 'cifar10', 'imagefolder'];
 
 /**
  * Loads a data set. Problems with the files are DatasetErrors naming the file; an unknown name or a spec without
@@ -47,6 +48,9 @@ export { loadBundledMnistSample, loadMnistFolder } from './mnist.ts';
 export { loadCifar10, CIFAR10_CLASSES } from './cifar10.ts';
 export { datasetChecksum } from './checksum.ts';
 // Image folders (ImageNet-style, streamed from disk) do not fit the in-memory Dataset (every image held as bytes of
-// one size), so they have their own entry point instead of a loadDataset spec: see imagefolder.ts.
+// one size), so they have their own entry point instead of a loadDataset spec: see imagefolder.ts, and source.ts for
+// how training reads both kinds.
 export { openImageFolder, ImageFolder, ImageFolderSplit, IMAGENET_NORMALIZATION } from './imagefolder.ts';
+export { openImageFolderData, inMemoryData, asTrainingData } from './source.ts';
+export type { ImageSource, TrainingData, ImageFolderDataOptions } from './source.ts';
 export type { ImageBatch, ImageBatchOptions, ImageFolderOptions, ImageNormalization } from './imagefolder.ts';

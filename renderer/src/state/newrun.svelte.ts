@@ -20,13 +20,24 @@ export interface QueuedRun {
 
 const clone = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
+const IMAGE_FOLDER_NUMBERS = ['cropSize', 'resizeShorter', 'decodeWorkers'] as const;
+/** The dataset's optional numbers, which the form may leave empty. */
+const DATASET_NUMBERS = ['trainLimit', 'testLimit', ...IMAGE_FOLDER_NUMBERS] as const;
+
+/** The form's dataset: every optional field present (null when empty) so inputs can bind to it. */
+function formDataset(dataset: object): FormConfig['dataset'] {
+  return { path: null, ...Object.fromEntries(DATASET_NUMBERS.map((k) => [k, null])), ...dataset } as FormConfig['dataset'];
+}
+
 /** The form's values as a configuration: cleared optional fields are left out, everything else kept as typed. */
 export function toConfig(form: FormConfig): TrainingConfig {
   const copy = clone(form) as unknown as Record<string, unknown>;
   const dataset = copy['dataset'] as Record<string, unknown>;
-  for (const key of ['path', 'trainLimit', 'testLimit']) {
+  for (const key of ['path', ...DATASET_NUMBERS]) {
     if (dataset[key] === null || dataset[key] === undefined || dataset[key] === '') delete dataset[key];
   }
+  // The image-folder settings are hidden for other data sets: do not send what the user cannot see.
+  if (dataset['name'] !== 'imagefolder') for (const key of IMAGE_FOLDER_NUMBERS) delete dataset[key];
   return copy as unknown as TrainingConfig;
 }
 
@@ -103,7 +114,7 @@ export class NewRunState {
     if (!preset) return;
     this.#preset = name;
     const form = clone(preset) as unknown as FormConfig;
-    form.dataset = { path: null, trainLimit: null, testLimit: null, ...form.dataset };
+    form.dataset = formDataset(form.dataset);
     this.config = form;
     this.#problems = [];
   }
@@ -111,7 +122,7 @@ export class NewRunState {
   /** Starts from an existing run's configuration (Clone). */
   loadConfig(config: Record<string, unknown>, name?: string): void {
     const form = clone(config) as unknown as FormConfig;
-    form.dataset = { path: null, trainLimit: null, testLimit: null, ...form.dataset };
+    form.dataset = formDataset(form.dataset);
     this.#preset = typeof config['preset'] === 'string' && config['preset'] in this.info.presets ? (config['preset'] as string) : '';
     this.config = form;
     if (name) this.name = `${name}-clone`;
