@@ -16,6 +16,7 @@ import { tf } from '../engine/tf.ts';
 import { initBackend } from '../engine/backends/index.ts';
 import { PRESETS, type TrainingConfig } from '../engine/config.ts';
 import { loadDataset } from '../engine/data/index.ts';
+import { inMemoryData } from '../engine/data/source.ts';
 import type { Dataset } from '../engine/data/types.ts';
 import { train, loadTrainedRun } from '../engine/train.ts';
 import { defineModel, disposeParameters, initParameters } from '../engine/models.ts';
@@ -150,8 +151,8 @@ async function main(): Promise<void> {
     const ternary = await buildDiscreteNetwork(run.config, run.model, run.parameters, dataset, run.evaluation!, 'argmax');
     // Binary variant of the same net (zeros -> +1, batch norm re-estimated): the speed of 1-bit layers.
     const binaryWeights = new Map([...ternary.weights].map(([n, w]) => [n, tf.tidy(() => tf.where(tf.equal(w, 0), tf.onesLike(w), w))]));
-    const stats = await estimateBatchNormStatistics(run.model, run.parameters, { set: dataset.train, indices: Int32Array.from({ length: 200 }, (_, i) => i) },
-      dataset.normalization, { mode: 'discrete', training: false, batchStatistics: true, kind: 'binary', discreteWeights: binaryWeights });
+    const stats = await estimateBatchNormStatistics(run.model, run.parameters, { source: inMemoryData(dataset).train, indices: Int32Array.from({ length: 200 }, (_, i) => i) },
+      { mode: 'discrete', training: false, batchStatistics: true, kind: 'binary', discreteWeights: binaryWeights });
     const binary: DiscreteNetwork = {
       ...ternary, kind: 'binary', weights: binaryWeights,
       batchNorm: new Map([...ternary.batchNorm].map(([n, bn]) => [n, { ...bn, ...stats.get(n)! }])),
