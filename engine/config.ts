@@ -24,7 +24,7 @@ export interface DatasetConfig {
   readonly cropSize?: number;
   /** Image folders only: the shorter side is resized to this before cropping (default 256, at least cropSize). */
   readonly resizeShorter?: number;
-  /** Image folders only: threads that read and decode images (default half the cores, at most 4). */
+  /** Image folders only: threads that read and decode images (default: every core but one, at most 8). */
   readonly decodeWorkers?: number;
 }
 

@@ -48,7 +48,7 @@ Trains an LR-net: full-precision pretraining, then the LR phase, then discrete e
   --test-limit N       evaluate on the first N test images only
   --crop-size N        image folders: side of the square crop the network sees (default 224)
   --resize N           image folders: resize the shorter side to N before cropping (default 256)
-  --decode-workers N   image folders: threads that read and decode images (default half the cores, at most 4)
+  --decode-workers N   image folders: threads that read and decode images (default: every core but one, at most 8)
   --validation N       images held out from training to select among sampled nets
   --eval-samples N     sampled discrete nets per evaluation (default 7 in the paper's presets)
   --eval-every N       evaluate every N epochs (0 = only at the end)

@@ -78,7 +78,7 @@ export interface ImageFolderDataOptions {
   readonly cropSize?: number;
   /** Use only N training images: a fixed random subset over all classes. */
   readonly trainLimit?: number;
-  /** Decoding threads (default: half the cores, at most 4). */
+  /** Decoding threads (default: every core but one, at most 8; they idle once the next batch is ready). */
   readonly workers?: number;
 }
 
@@ -110,7 +110,7 @@ function folderSource(split: ImageFolderSplit, cropSize: number, limit: number |
  * validation split), val/ is the test set. Images are read from disk batch by batch, never all at once.
  */
 export async function openImageFolderData(root: string, options: ImageFolderDataOptions = {}): Promise<TrainingData> {
-  const workers = options.workers ?? Math.max(1, Math.min(4, Math.floor(os.availableParallelism() / 2)));
+  const workers = options.workers ?? Math.max(1, Math.min(8, os.availableParallelism() - 1));
   const folder: ImageFolder = await openImageFolder(root, {
     workers,
     normalization: IMAGENET_NORMALIZATION,
