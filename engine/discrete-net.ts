@@ -19,7 +19,7 @@ import {
   describeLayers,
   forward,
 } from './models.ts';
-import { estimateBatchNormStatistics, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
+import { estimateBatchNormStatistics, evaluationBatchSize, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
 import { calibrationSplit } from './train.ts';
 
 export type DiscreteNetChoice = 'argmax' | 'selected';
@@ -76,7 +76,7 @@ export async function buildDiscreteNetwork(
   if (evaluation.batchNormImages > 0) {
     const calibration = calibrationSplit(config, dataset);
     const split: EvaluationSplit = { source: calibration.source, indices: calibration.indices.subarray(0, evaluation.batchNormImages) };
-    statistics = await estimateBatchNormStatistics(model, params, split, base);
+    statistics = await estimateBatchNormStatistics(model, params, split, base, evaluationBatchSize(config.architecture, config.batchSize));
   }
   const batchNorm = new Map<string, BatchNormStatistics & { gamma: Tensor; beta: Tensor }>();
   const fullPrecision = new Map<string, Tensor>();

@@ -74,6 +74,15 @@ export interface EvaluationOptions {
 
 const DEFAULT_EVAL_BATCH = 500;
 
+/**
+ * Images per evaluation batch for an architecture: 500 for the small MNIST and CIFAR-10 nets; ResNet-18's 224x224
+ * activations take about 3 MB per image in its first layers alone, so it evaluates in batches of its training size.
+ * Batch-norm re-estimation averages per-batch statistics, so an exporter must use the same size as the evaluation.
+ */
+export function evaluationBatchSize(architecture: ModelDefinition['architecture'], trainingBatchSize: number): number {
+  return architecture === 'resnet18' ? trainingBatchSize : DEFAULT_EVAL_BATCH;
+}
+
 /** Runs `fn` on consecutive batches of a split's images; the next batch is read while `fn` runs. */
 async function forEachBatch(
   split: EvaluationSplit,

@@ -30,7 +30,7 @@ import { lossAndGradients, stepSeeds, type Phase } from './gradients.ts';
 
 export type { Phase } from './gradients.ts';
 import { saveCheckpoint, loadCheckpoint, toTensor, type LoadedCheckpoint } from './checkpoint.ts';
-import { accuracy, estimateBatchNormStatistics, evaluateDiscrete, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
+import { accuracy, estimateBatchNormStatistics, evaluateDiscrete, evaluationBatchSize, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
 import type { BackendInfo } from './backends/index.ts';
 import { createParallelStepper, defaultWorkerCount } from './parallel/index.ts';
 
@@ -247,6 +247,7 @@ export async function train(
   };
 
   const throughput = { images: 0, seconds: 0 };
+  const evaluationBatch = evaluationBatchSize(config.architecture, config.batchSize);
   let stopped = false;
   const pixelsPerImage = height * width * channels;
 
@@ -258,6 +259,7 @@ export async function train(
       sampleSeed: deriveSeed(config.seed, 41, globalStep),
       batchNormImages: config.evaluation.batchNormImages,
       calibration,
+      batchSize: evaluationBatch,
       onProgress: (netsDone, netsTotal) => emit({ type: 'evaluating', netsDone, netsTotal }),
     });
     emit({ type: 'evaluation', phase: 'lr', epoch: epochNumber, step: globalStep, discrete: lastEvaluation });
@@ -358,12 +360,12 @@ export async function train(
             const base = { mode: 'full', training: false, batchStatistics: false } as const;
             const images = calibration.indices.subarray(0, config.evaluation.batchNormImages);
             const statisticsOverride = images.length > 0
-              ? await estimateBatchNormStatistics(model, params, { source: calibration.source, indices: images }, base)
+              ? await estimateBatchNormStatistics(model, params, { source: calibration.source, indices: images }, base, evaluationBatch)
               : undefined;
             const fp = { ...base, ...(statisticsOverride ? { statisticsOverride } : {}) };
             const fullPrecision = {
-              validation: await accuracy(model, params, validation, fp),
-              test: await accuracy(model, params, test, fp),
+              validation: await accuracy(model, params, validation, fp, evaluationBatch),
+              test: await accuracy(model, params, test, fp, evaluationBatch),
             };
             for (const s of statisticsOverride?.values() ?? []) tf.dispose([s.mean, s.variance]);
             emit({ type: 'evaluation', phase: 'pretrain', epoch: epochNumber, step: globalStep, fullPrecision });
