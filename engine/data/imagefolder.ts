@@ -659,19 +659,37 @@ export class ImageFolderSplit {
     }
     const limiter = new Limiter(this.owner.workers > 0 ? Math.max(1, indices.length) : (options.concurrency ?? 8));
     const seed = options.seed ?? 0;
-    let stopped = false;
-    const jobs = Array.from(indices, (index, k) => {
-      labels[k] = this.labels[index]!;
-      const transform = this.owner.transform(options.augment, deriveSeed(seed, AUGMENT_STREAM, k));
-      return limiter.run(async () => {
-        if (stopped) throw new Cancelled();
-        await this.owner.load(this.files[index]!, transform, out, k * perImage);
-      }).catch((err: unknown) => {
-        stopped = true; // one unreadable file fails the call: do not read the rest
+    let failed = false;
+    const jobs = this.queueReads(indices, out, labels, options.augment, (k) => deriveSeed(seed, AUGMENT_STREAM, k), limiter, () => failed)
+      .map((job) => job.catch((err: unknown) => {
+        failed = true; // one unreadable file fails the call: do not read the rest
         throw err;
+      }));
+    await settleAll(jobs);
+  }
+
+  /**
+   * Queues the reading of images `indices` into out (image k at k * crop * crop * 3) and their classes into labels;
+   * image k is transformed with the seed seedOf(k). A job that starts after `cancelled()` turns true does not read.
+   */
+  private queueReads(
+    indices: Int32Array,
+    out: Float32Array,
+    labels: Int32Array,
+    augment: boolean,
+    seedOf: (k: number) => number,
+    limiter: Limiter,
+    cancelled: () => boolean,
+  ): Promise<void>[] {
+    const perImage = this.owner.cropSize * this.owner.cropSize * 3;
+    return Array.from(indices, (index, k) => {
+      labels[k] = this.labels[index]!;
+      const transform = this.owner.transform(augment, seedOf(k));
+      return limiter.run(async () => {
+        if (cancelled()) throw new Cancelled();
+        await this.owner.load(this.files[index]!, transform, out, k * perImage);
       });
     });
-    await settleAll(jobs);
   }
 
   /**
@@ -703,23 +721,9 @@ export class ImageFolderSplit {
       const count = Math.min(batchSize, n - first);
       const images = new Float32Array(count * perImage);
       const labels = new Int32Array(count);
-      const indices = new Int32Array(count);
-      const jobs: Promise<void>[] = [];
-      for (let k = 0; k < count; k++) {
-        const position = first + k;
-        const index = order[position]!;
-        indices[k] = index;
-        labels[k] = this.labels[index]!;
-        // Augmentation depends on (seed, epoch, position) only, never on timing.
-        const transform = this.owner.transform(augment, deriveSeed(seed, AUGMENT_STREAM, epoch, position));
-        jobs.push(
-          limiter.run(async () => {
-            if (stopped) throw new Cancelled();
-            await this.owner.load(this.files[index]!, transform, images, k * perImage);
-          }),
-        );
-      }
-      await settleAll(jobs);
+      const indices = order.slice(first, first + count);
+      // Augmentation depends on (seed, epoch, position) only, never on timing.
+      await settleAll(this.queueReads(indices, images, labels, augment, (k) => deriveSeed(seed, AUGMENT_STREAM, epoch, first + k), limiter, () => stopped));
       return { index: b, count, shape: [count, crop, crop, 3], images, labels, indices };
     };
 

@@ -86,13 +86,13 @@ export interface ImageFolderDataOptions {
 const FOLDER_ORDER_SEED = 0x1f01de5;
 
 /** A split of an image folder addressed through a fixed permutation of its files, cut to `limit` images. */
-function folderSource(split: ImageFolderSplit, cropSize: number, limit: number | undefined): ImageSource {
+function folderSource(split: ImageFolderSplit, shape: ImageFolder['inputShape'], limit: number | undefined): ImageSource {
   const order = Int32Array.from({ length: split.count }, (_, i) => i);
   new Random(FOLDER_ORDER_SEED).shuffle(order);
   const count = Math.min(split.count, limit ?? split.count);
   return {
     count,
-    shape: [cropSize, cropSize, 3],
+    shape,
     async read(indices, out, labels, augmentSeed) {
       const files = new Int32Array(indices.length);
       for (let i = 0; i < indices.length; i++) {
@@ -125,8 +125,8 @@ export async function openImageFolderData(root: string, options: ImageFolderData
       'Add val/<class>/... with held-out images of the same classes (ImageNet: its validation set sorted into class folders)',
     );
   }
-  const train = folderSource(folder.train, folder.cropSize, options.trainLimit);
-  const test = folderSource(folder.val, folder.cropSize, undefined);
+  const train = folderSource(folder.train, folder.inputShape, options.trainLimit);
+  const test = folderSource(folder.val, folder.inputShape, undefined);
   // The folder's checksum covers class and file names; a training subset and the crop size make other data.
   const checksum = crypto.createHash('sha256')
     .update(`${folder.identity.checksum}\ntrain ${train.count}\ncrop ${folder.cropSize} of ${folder.resizeShorter}\n`)
@@ -134,7 +134,7 @@ export async function openImageFolderData(root: string, options: ImageFolderData
   return {
     identity: { ...folder.identity, trainCount: train.count, checksum },
     numClasses: folder.numClasses,
-    inputShape: [folder.cropSize, folder.cropSize, 3],
+    inputShape: folder.inputShape,
     train,
     test,
     close: () => folder.close(),
