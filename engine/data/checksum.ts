@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { ImageSet } from './types.ts';
+import type { Dataset, ImageSet } from './types.ts';
 
 /**
  * The checksum recorded in DatasetIdentity: sha256 (hex) over the loaded bytes in this order: training pixels,
@@ -12,6 +12,22 @@ export function datasetChecksum(train: ImageSet, test: ImageSet): string {
   h.update(test.pixels);
   h.update(test.labels);
   return h.digest('hex');
+}
+
+/** A loaded data set with the identity runs record: where it came from, its counts, and the checksum of its bytes. */
+export function assembleDataset(
+  name: string,
+  source: string,
+  train: ImageSet,
+  test: ImageSet,
+  recipe: Pick<Dataset, 'numClasses' | 'normalization' | 'augmentation'>,
+): Dataset {
+  return {
+    identity: { name, source, trainCount: train.count, testCount: test.count, checksum: datasetChecksum(train, test) },
+    train,
+    test,
+    ...recipe,
+  };
 }
 
 /** Validates a trainLimit option: undefined, or a positive integer (larger than the set keeps all of it). */

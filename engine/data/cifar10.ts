@@ -11,7 +11,7 @@ import path from 'node:path';
 import { DatasetError } from './errors.ts';
 import { fsError, gunzipIfNeeded, listFolder, readFileBytes } from './io.ts';
 import { readTar } from './tar.ts';
-import { checkTrainLimit, datasetChecksum } from './checksum.ts';
+import { assembleDataset, checkTrainLimit } from './checksum.ts';
 import type { Dataset, ImageSet } from './types.ts';
 
 export const CIFAR10_CLASSES = [
@@ -181,18 +181,9 @@ export function loadCifar10(location: string, options: Cifar10Options = {}): Dat
   const { files, source } = st.isDirectory() ? batchesFromFolder(location) : batchesFromArchive(location);
   const train = concatBatches(CIFAR10_TRAIN_FILES.map((f) => files.get(f)!), options.trainLimit);
   const test = concatBatches([files.get(CIFAR10_TEST_FILE)!], undefined);
-  return {
-    identity: {
-      name: 'cifar10',
-      source,
-      trainCount: train.count,
-      testCount: test.count,
-      checksum: datasetChecksum(train, test),
-    },
-    train,
-    test,
+  return assembleDataset('cifar10', source, train, test, {
     numClasses: CIFAR10_NUM_CLASSES,
     normalization: { kind: 'per-image-standardization' },
     augmentation: 'pad-crop-flip',
-  };
+  });
 }

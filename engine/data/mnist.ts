@@ -8,10 +8,13 @@ import { createRequire } from 'node:module';
 import { DatasetError } from './errors.ts';
 import { fsError, listFolder } from './io.ts';
 import { readIdxImages, readIdxLabels, type IdxImages } from './idx.ts';
-import { checkTrainLimit, datasetChecksum, firstImages } from './checksum.ts';
+import { assembleDataset, checkTrainLimit, firstImages } from './checksum.ts';
 import type { Dataset, ImageSet } from './types.ts';
 
 export const MNIST_NUM_CLASSES = 10;
+
+/** MNIST and Fashion-MNIST: pixels scaled to [0, 1], no augmentation (LRNETS.md section 3). */
+const MNIST_RECIPE = { numClasses: MNIST_NUM_CLASSES, normalization: { kind: 'unit' }, augmentation: 'none' } as const;
 
 /** The four files of an MNIST-format folder, each accepted raw or gzipped (`.gz`); raw is used when both exist. */
 export const MNIST_FILES = {
@@ -102,20 +105,7 @@ export function loadMnistFolder(dir: string, options: MnistFolderOptions = {}): 
     );
   }
   const train = firstImages(trainFull, options.trainLimit);
-  return {
-    identity: {
-      name,
-      source: path.resolve(dir),
-      trainCount: train.count,
-      testCount: test.count,
-      checksum: datasetChecksum(train, test),
-    },
-    train,
-    test,
-    numClasses: MNIST_NUM_CLASSES,
-    normalization: { kind: 'unit' },
-    augmentation: 'none',
-  };
+  return assembleDataset(name, path.resolve(dir), train, test, MNIST_RECIPE);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -238,18 +228,5 @@ export function loadBundledMnistSample(options: SampleOptions = {}): Dataset {
   const testRanges = sizes.map((s): [number, number] => [s - SAMPLE_TEST_PER_CLASS, s]);
   const train = firstImages(gatherSample(byClass, roundRobin(trainRanges)), options.trainLimit);
   const test = gatherSample(byClass, roundRobin(testRanges));
-  return {
-    identity: {
-      name: 'mnist-sample',
-      source,
-      trainCount: train.count,
-      testCount: test.count,
-      checksum: datasetChecksum(train, test),
-    },
-    train,
-    test,
-    numClasses: MNIST_NUM_CLASSES,
-    normalization: { kind: 'unit' },
-    augmentation: 'none',
-  };
+  return assembleDataset('mnist-sample', source, train, test, MNIST_RECIPE);
 }
