@@ -181,6 +181,18 @@ export type DiscreteKind = 'binary' | 'ternary';
 export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export type DatasetName = 'mnist-sample' | 'mnist' | 'fashion-mnist' | 'cifar10' | 'imagefolder';
 
+/** A data set of the engine's registry as the New-run form offers it. */
+export interface DatasetInfo {
+  readonly name: DatasetName;
+  readonly title: string;
+  readonly description: string;
+  /** 'bundled': needs no folder; 'path': the run names its folder. */
+  readonly location: 'bundled' | 'path';
+  /** What the folder must hold. */
+  readonly pathHint?: string;
+  readonly architectures: readonly Architecture[];
+}
+
 export interface PhaseConfig {
   readonly epochs: number;
   readonly learningRate: number;
@@ -213,6 +225,8 @@ export interface TrainingConfig {
   readonly batchNormMomentum: number;
   readonly backend: BackendChoice;
   readonly checkpointEvery: number;
+  /** Data-parallel worker threads on wasm ('auto': every core). */
+  readonly threads?: number | 'auto';
 }
 
 export interface DatasetIdentity {
@@ -400,7 +414,7 @@ export interface AppInfo {
   readonly defaultPreset: string;
   readonly presets: Readonly<Record<string, TrainingConfig>>;
   readonly architectures: readonly Architecture[];
-  readonly datasets: readonly DatasetName[];
+  readonly datasets: readonly DatasetInfo[];
   readonly backends: readonly BackendChoice[];
   /** Export formats available now (empty until the exporter is installed). */
   readonly exportFormats: readonly ExportFormat[];

@@ -26,6 +26,7 @@ import {
   type Response,
   type RunDetail as WireRunDetail,
   type TrainingConfig as WireTrainingConfig,
+  type DatasetName as WireDatasetName,
   type TrainingEvent as WireTrainingEvent,
   type MetricSeries as WireMetricSeries,
   type ConfigDiff as WireConfigDiff,
@@ -33,30 +34,55 @@ import {
 } from './contract.ts';
 import { ARCHITECTURES } from '../engine/models.ts';
 import { BACKEND_CHOICES, type BackendChoice } from '../engine/backends/index.ts';
-import { DATASET_NAMES } from '../engine/data/index.ts';
-import { ConfigError, PRESETS, validateConfig, type TrainingConfig } from '../engine/config.ts';
+import { DATASETS, type DatasetName } from '../engine/data/registry.ts';
+import { ConfigError, PRESETS, parseConfig, type TrainingConfig } from '../engine/config.ts';
 import type { TrainingEvent } from '../engine/train.ts';
 import { defaultDatabasePath, openStore, StoreError, type Store, type RunDetail, type MetricSeries, type ConfigDiff, type RunListRow } from './store/index.ts';
-import { createRunManager, mergeConfig, runFolder, APP_VERSION } from './runs/manager.ts';
+import { createRunManager, runFolder, APP_VERSION } from './runs/manager.ts';
 import { runExportJob } from './host/export-job.ts';
 import type { ExportFormat as EngineExportFormat } from './export/index.ts';
-import { RunManagerError, type DeepPartial, type RunEvent, type RunManager, type RunManagerOptions } from './runs/types.ts';
+import { RunManagerError, type RunEvent, type RunManager, type RunManagerOptions } from './runs/types.ts';
 
-// The wire types in the contract must keep describing what the store and the engine produce. Each line fails to
-// compile when a field is renamed or retyped on either side.
+// The wire types in the contract must keep describing exactly what the store and the engine produce: each line
+// fails to compile when a field is added, renamed, retyped or made optional on either side.
+// Mutual assignability alone misses an optional field that one side lacks, so the key sets must match too, at every
+// depth. Readonly-ness is not compared (the contract marks everything readonly). Unions are compared as wholes
+// (mutual assignability and their common keys).
+type DeepReadonly<T> = T extends (...args: never[]) => unknown
+  ? T
+  : T extends readonly (infer U)[]
+    ? readonly DeepReadonly<U>[]
+    : T extends object
+      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+      : T;
+type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
+type Exact<A, B> = [A] extends [B]
+  ? [B] extends [A]
+    ? [A] extends [readonly (infer EA)[]]
+      ? [B] extends [readonly (infer EB)[]] ? Exact<EA, EB> : false
+      : [A] extends [object]
+        ? SameKeys<A, B> extends true
+          ? false extends { [K in keyof A]-?: K extends keyof B ? Exact<NonNullable<A[K]>, NonNullable<B[K]>> : false }[keyof A] ? false : true
+          : false
+        : true
+    : false
+  : false;
+type Equals<A, B> = Exact<DeepReadonly<A>, DeepReadonly<B>> extends true ? true : never;
+// The store's types are the app's own: the wire may describe a subset of them (RunDetail's claim details stay in the
+// store) or widen them (a NaN in a series arrives as null), so those only need to fit one way.
 type Assignable<From, To> = [From] extends [To] ? true : never;
 const _wireTypesFit: [
-  Assignable<TrainingConfig, WireTrainingConfig>,
-  Assignable<WireTrainingConfig, TrainingConfig>,
-  Assignable<RunDetail, WireRunDetail>,
+  Equals<TrainingConfig, WireTrainingConfig>,
+  Equals<EngineExportFormat, ExportFormat>,
+  Equals<DatasetName, WireDatasetName>,
+  // The UI reads a part of each event (the wire event leaves out what it never shows).
   Assignable<TrainingEvent, WireTrainingEvent>,
+  Assignable<RunDetail, WireRunDetail>,
   Assignable<MetricSeries, WireMetricSeries>,
   Assignable<ConfigDiff, WireConfigDiff>,
   Assignable<RunListRow, WireRunListRow>,
   Assignable<RunEvent, LiveEvent>,
-  Assignable<EngineExportFormat, ExportFormat>,
-  Assignable<ExportFormat, EngineExportFormat>,
-] = [true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true];
 void _wireTypesFit;
 
 /** The preset the New-run page opens with: the README's "ready-made MNIST default". */
@@ -272,7 +298,14 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
     defaultPreset: DEFAULT_PRESET,
     presets: PRESETS,
     architectures: ARCHITECTURES,
-    datasets: DATASET_NAMES,
+    datasets: DATASETS.map((d) => ({
+      name: d.name,
+      title: d.title,
+      description: d.description,
+      location: d.location,
+      ...('pathHint' in d ? { pathHint: d.pathHint } : {}),
+      architectures: d.architectures,
+    })),
     backends: BACKEND_CHOICES,
     exportFormats: exporter.formats,
     nativeDialogs: options.pickFolder !== undefined,
@@ -291,13 +324,11 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
     return kind;
   };
 
-  const asConfig = (value: Record<string, unknown>): TrainingConfig => value as unknown as TrainingConfig;
-
   const handlers: Handlers = {
     'app.info': async () => info,
     'config.validate': async ({ config }) => {
       try {
-        validateConfig(asConfig(config));
+        parseConfig(config);
         return { problems: [] };
       } catch (error) {
         if (error instanceof ConfigError) return { problems: error.problems };
@@ -322,11 +353,12 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
     'runs.configDiff': async ({ runIds }) => store.configDiff(runIds),
     'runs.log': async ({ id }) => ({ lines: logs.for(store.getRun(id)) }),
     'runs.start': async ({ runs: requests }) => {
-      // Validate every configuration first, so a batch is queued whole or not at all.
+      // Parse every configuration first, so a batch is queued whole or not at all.
       const problems: string[] = [];
+      const configs: TrainingConfig[] = [];
       requests.forEach((r, i) => {
         try {
-          validateConfig(asConfig(r.config));
+          configs.push(parseConfig(r.config));
         } catch (error) {
           if (!(error instanceof ConfigError)) throw error;
           problems.push(...error.problems.map((p) => (requests.length > 1 ? `run ${i + 1}: ${p}` : p)));
@@ -334,8 +366,8 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
       });
       if (problems.length > 0) throw new ApiFailure('invalid-config', 'The training configuration is invalid: fix the fields listed.', problems);
       const ids: string[] = [];
-      for (const r of requests) {
-        ids.push(await runs.start({ config: asConfig(r.config), ...(r.name ? { name: r.name } : {}), ...(r.tags ? { tags: [...r.tags] } : {}) }));
+      for (const [i, r] of requests.entries()) {
+        ids.push(await runs.start({ config: configs[i]!, ...(r.name ? { name: r.name } : {}), ...(r.tags ? { tags: [...r.tags] } : {}) }));
       }
       return { ids };
     },
@@ -348,10 +380,8 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
       return null;
     },
     'runs.clone': async ({ id, changes, name }) => {
-      const source = store.getRun(id);
-      // Validate the merged configuration here too, so problems come back as a list rather than one message.
-      validateConfig(mergeConfig<TrainingConfig>(source.config as unknown as TrainingConfig, changes as DeepPartial<TrainingConfig> | undefined));
-      return { id: await runs.clone(source.id, (changes ?? {}) as DeepPartial<TrainingConfig>, name) };
+      // The manager parses the merged configuration; a ConfigError comes back as the list of problems.
+      return { id: await runs.clone(store.resolveRunId(id), changes ?? {}, name) };
     },
     'runs.delete': async ({ id }) => {
       const full = store.resolveRunId(id);

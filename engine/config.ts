@@ -6,26 +6,16 @@ import type { DiscreteKind } from './distributions.ts';
 import { REGULARIZATION } from './distributions.ts';
 import { ARCHITECTURES, type Architecture } from './models.ts';
 import { BACKEND_CHOICES, type BackendChoice } from './backends/index.ts';
-import { DATASET_NAMES, type DatasetName } from './data/index.ts';
+import { DATASETS, DATASET_NAMES, type DatasetName } from './data/registry.ts';
+import type { DatasetReadOptions, DatasetSpecificOption } from './data/entry.ts';
 
-
-export interface DatasetConfig {
+/**
+ * A run's data: a data set of the registry (engine/data/registry.ts) and how to read it. `path` is the folder (MNIST
+ * IDX files, CIFAR-10 batches, an image folder with train/<class>/ and val/<class>/) or CIFAR-10 .tar.gz; not used
+ * by the bundled sample.
+ */
+export interface DatasetConfig extends DatasetReadOptions {
   readonly name: DatasetName;
-  /**
-   * Folder (MNIST IDX files, CIFAR-10 batches, an image folder with train/<class>/ and val/<class>/) or CIFAR-10
-   * .tar.gz; not used by the bundled sample.
-   */
-  readonly path?: string;
-  /** Use only the first N training images (before the validation split; an image folder: a fixed random subset). */
-  readonly trainLimit?: number;
-  /** Use only the first N test images in evaluations (an image folder: a fixed random subset of val/). */
-  readonly testLimit?: number;
-  /** Image folders only: side of the square crop the network sees (default 224). */
-  readonly cropSize?: number;
-  /** Image folders only: the shorter side is resized to this before cropping (default 256, at least cropSize). */
-  readonly resizeShorter?: number;
-  /** Image folders only: threads that read and decode images (default: every core but one, at most 8). */
-  readonly decodeWorkers?: number;
 }
 
 export interface PhaseConfig {
@@ -200,23 +190,48 @@ export class ConfigError extends Error {
   }
 }
 
-/** Checks every field of a configuration (also one parsed from JSON) and throws a ConfigError listing all problems. */
-export function validateConfig(config: TrainingConfig): TrainingConfig {
+type Fields = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Fields => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Every field of each part of a configuration: anything else is a typo or belongs to another version. */
+const PHASE_FIELDS = ['epochs', 'learningRate', 'decayEvery', 'decayFactor', 'weightDecay'];
+const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  '': ['preset', 'architecture', 'kind', 'dataset', 'seed', 'batchSize', 'validationSize', 'pretrain', 'lr', 'evaluation',
+    'batchNormMomentum', 'backend', 'checkpointEvery', 'threads'],
+  dataset: ['name', 'path', 'trainLimit', 'testLimit', 'cropSize', 'resizeShorter', 'decodeWorkers'],
+  pretrain: PHASE_FIELDS,
+  lr: [...PHASE_FIELDS, 'probabilityDecay', 'betaPenalty'],
+  evaluation: ['samples', 'every', 'batchNormImages'],
+};
+
+/**
+ * Parses a training configuration from any value (an API request, CLI flags, a stored run read back): every field
+ * is checked, unknown fields are refused, and a ConfigError lists all problems at once. What it returns is trusted
+ * by the engine without further checks.
+ */
+export function parseConfig(value: unknown): TrainingConfig {
+  if (!isObject(value)) throw new ConfigError(['the configuration must be an object']);
   const problems: string[] = [];
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-  const num = (path: string, value: unknown, check: (n: number) => boolean, expected: string) => {
-    if (typeof value !== 'number' || !Number.isFinite(value) || !check(value)) {
-      problems.push(`${path}: expected ${expected}, got ${JSON.stringify(value)}`);
+  const num = (path: string, v: unknown, check: (n: number) => boolean, expected: string) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) {
+      problems.push(`${path}: expected ${expected}, got ${JSON.stringify(v)}`);
     }
   };
-  const int = (path: string, value: unknown, min: number) =>
-    num(path, value, (n) => Number.isInteger(n) && n >= min, `an integer >= ${min}`);
-  const positive = (path: string, value: unknown) => num(path, value, (n) => n > 0, 'a number > 0');
-  const nonNegative = (path: string, value: unknown) => num(path, value, (n) => n >= 0, 'a number >= 0');
+  const int = (path: string, v: unknown, min: number) =>
+    num(path, v, (n) => Number.isInteger(n) && n >= min && n <= Number.MAX_SAFE_INTEGER, `an integer >= ${min}`);
+  const positive = (path: string, v: unknown) => num(path, v, (n) => n > 0, 'a number > 0');
+  const nonNegative = (path: string, v: unknown) => num(path, v, (n) => n >= 0, 'a number >= 0');
+  const unknownFields = (part: string, object: Fields) => {
+    for (const key of Object.keys(object)) {
+      if (!KNOWN_FIELDS[part]!.includes(key)) problems.push(`${part ? `${part}.` : ''}${key}: unknown field; remove it`);
+    }
+  };
 
-  if (!isObject(config)) throw new ConfigError(['the configuration must be an object']);
+  const config = value;
+  unknownFields('', config);
   if (typeof config.preset !== 'string') problems.push('preset: expected a string');
-  if (!ARCHITECTURES.includes(config.architecture)) {
+  if (!ARCHITECTURES.includes(config.architecture as Architecture)) {
     problems.push(`architecture: expected one of ${ARCHITECTURES.join(', ')}, got ${JSON.stringify(config.architecture)}`);
   }
   if (config.kind !== 'binary' && config.kind !== 'ternary') {
@@ -226,20 +241,30 @@ export function validateConfig(config: TrainingConfig): TrainingConfig {
     problems.push('dataset: expected an object with a name');
   } else {
     const d = config.dataset;
-    if (!DATASET_NAMES.includes(d.name)) problems.push(`dataset.name: expected one of ${DATASET_NAMES.join(', ')}, got ${JSON.stringify(d.name)}`);
-    if (d.name !== 'mnist-sample' && (typeof d.path !== 'string' || d.path.length === 0)) {
-      problems.push(`dataset.path: the ${d.name} dataset needs a folder (--data DIR)`);
+    unknownFields('dataset', d);
+    const entry = DATASETS.find((e) => e.name === d.name);
+    if (!entry) {
+      problems.push(`dataset.name: expected one of ${DATASET_NAMES.join(', ')}, got ${JSON.stringify(d.name)}`);
+    } else {
+      if (entry.location === 'path' && (typeof d.path !== 'string' || d.path.length === 0)) {
+        problems.push(`dataset.path: the ${entry.name} dataset needs a folder (--data DIR): ${entry.pathHint}`);
+      }
+      const fits: readonly string[] = entry.architectures;
+      if (typeof config.architecture === 'string' && ARCHITECTURES.includes(config.architecture as Architecture) && !fits.includes(config.architecture)) {
+        problems.push(`dataset.name: ${entry.name} does not fit the ${config.architecture} architecture (it fits ${fits.join(', ')})`);
+      }
+      const own: readonly DatasetSpecificOption[] = 'options' in entry ? entry.options : [];
+      const others = (['cropSize', 'resizeShorter', 'decodeWorkers'] as const).filter((k) => d[k] !== undefined && !own.includes(k));
+      if (others.length > 0) {
+        problems.push(`dataset.${others[0]}: only image folders (dataset imagefolder) are cropped and decoded; remove it for ${entry.name}`);
+      }
     }
+    if (d.path !== undefined && typeof d.path !== 'string') problems.push(`dataset.path: expected a string, got ${JSON.stringify(d.path)}`);
     if (d.trainLimit !== undefined) int('dataset.trainLimit', d.trainLimit, 1);
     if (d.testLimit !== undefined) int('dataset.testLimit', d.testLimit, 1);
-    const folderOnly = (['cropSize', 'resizeShorter', 'decodeWorkers'] as const).filter((k) => d[k] !== undefined);
-    if (d.name === 'imagefolder') {
-      if (d.cropSize !== undefined) int('dataset.cropSize', d.cropSize, 8);
-      if (d.resizeShorter !== undefined) int('dataset.resizeShorter', d.resizeShorter, typeof d.cropSize === 'number' ? d.cropSize : 224);
-      if (d.decodeWorkers !== undefined) int('dataset.decodeWorkers', d.decodeWorkers, 0);
-    } else if (folderOnly.length > 0) {
-      problems.push(`dataset.${folderOnly[0]}: only image folders (dataset imagefolder) are cropped and decoded; remove it for ${String(d.name)}`);
-    }
+    if (d.cropSize !== undefined) int('dataset.cropSize', d.cropSize, 8);
+    if (d.resizeShorter !== undefined) int('dataset.resizeShorter', d.resizeShorter, typeof d.cropSize === 'number' ? d.cropSize : 224);
+    if (d.decodeWorkers !== undefined) int('dataset.decodeWorkers', d.decodeWorkers, 0);
   }
   int('seed', config.seed, 0);
   int('batchSize', config.batchSize, 1);
@@ -250,29 +275,32 @@ export function validateConfig(config: TrainingConfig): TrainingConfig {
       problems.push(`${phase}: expected an object`);
       continue;
     }
+    unknownFields(phase, p);
     int(`${phase}.epochs`, p.epochs, phase === 'lr' ? 1 : 0);
     positive(`${phase}.learningRate`, p.learningRate);
     int(`${phase}.decayEvery`, p.decayEvery, 0);
     num(`${phase}.decayFactor`, p.decayFactor, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
     nonNegative(`${phase}.weightDecay`, p.weightDecay);
-  }
-  if (isObject(config.lr)) {
-    nonNegative('lr.probabilityDecay', config.lr.probabilityDecay);
-    nonNegative('lr.betaPenalty', config.lr.betaPenalty);
+    if (phase === 'lr') {
+      nonNegative('lr.probabilityDecay', p.probabilityDecay);
+      nonNegative('lr.betaPenalty', p.betaPenalty);
+    }
   }
   if (!isObject(config.evaluation)) {
     problems.push('evaluation: expected an object');
   } else {
+    unknownFields('evaluation', config.evaluation);
     int('evaluation.samples', config.evaluation.samples, 1);
     int('evaluation.every', config.evaluation.every, 0);
     int('evaluation.batchNormImages', config.evaluation.batchNormImages, 0);
   }
   num('batchNormMomentum', config.batchNormMomentum, (n) => n >= 0 && n < 1, 'a number in [0, 1)');
-  if (!BACKEND_CHOICES.includes(config.backend)) {
+  if (!BACKEND_CHOICES.includes(config.backend as BackendChoice)) {
     problems.push(`backend: expected one of ${BACKEND_CHOICES.join(', ')}, got ${JSON.stringify(config.backend)}`);
   }
   int('checkpointEvery', config.checkpointEvery, 0);
   if (config.threads !== undefined && config.threads !== 'auto') int('threads', config.threads, 1);
   if (problems.length > 0) throw new ConfigError(problems);
-  return config;
+  // Every field was checked above: the value is a TrainingConfig.
+  return config as unknown as TrainingConfig;
 }

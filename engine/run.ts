@@ -3,38 +3,15 @@
  * The CLI and the app's training workers both go through here.
  */
 import { initBackend, type BackendInfo } from './backends/index.ts';
-import { validateConfig, type TrainingConfig, type DatasetConfig } from './config.ts';
-import { loadDataset, type DatasetSpec } from './data/index.ts';
-import { inMemoryData, openImageFolderData, type TrainingData } from './data/source.ts';
+import type { TrainingConfig, DatasetConfig } from './config.ts';
+import { openDataset } from './data/registry.ts';
+import type { TrainingData } from './data/source.ts';
 import { train, type TrainingOptions, type TrainingResult } from './train.ts';
 
-/** The in-memory loader's view of a configuration's dataset (image folders are streamed: see openTrainingData). */
-export function datasetSpec(dataset: DatasetConfig): DatasetSpec {
-  const trainLimit = dataset.trainLimit;
-  const limit = trainLimit !== undefined ? { trainLimit } : {};
-  switch (dataset.name) {
-    case 'mnist-sample':
-      return { name: 'mnist-sample', ...limit };
-    case 'mnist':
-    case 'fashion-mnist':
-      return { name: dataset.name, dir: dataset.path ?? '', ...limit };
-    case 'cifar10':
-      return { name: 'cifar10', path: dataset.path ?? '', ...limit };
-    case 'imagefolder':
-      throw new TypeError('an image folder is streamed from disk, not loaded into memory: open it with openTrainingData');
-  }
-}
-
 /** Opens a configuration's data for training: loaded into memory, or an image folder streamed from disk. */
-export async function openTrainingData(dataset: DatasetConfig): Promise<TrainingData> {
-  if (dataset.name !== 'imagefolder') return inMemoryData(loadDataset(datasetSpec(dataset)));
-  const { path = '', trainLimit, cropSize, resizeShorter, decodeWorkers } = dataset;
-  return openImageFolderData(path, {
-    ...(trainLimit !== undefined ? { trainLimit } : {}),
-    ...(cropSize !== undefined ? { cropSize } : {}),
-    ...(resizeShorter !== undefined ? { resizeShorter } : {}),
-    ...(decodeWorkers !== undefined ? { workers: decodeWorkers } : {}),
-  });
+export function openTrainingData(dataset: DatasetConfig): Promise<TrainingData> {
+  const { name, ...options } = dataset;
+  return openDataset(name, options);
 }
 
 export interface PreparedRun {
@@ -43,9 +20,8 @@ export interface PreparedRun {
   readonly dataset: TrainingData;
 }
 
-/** Validates the configuration, then initializes its backend and loads its data (the slow, fallible parts). */
+/** Initializes a (parsed) configuration's backend and loads its data: the slow, fallible parts. */
 export async function prepareRun(config: TrainingConfig): Promise<PreparedRun> {
-  validateConfig(config);
   const backend = await initBackend(config.backend);
   const dataset = await openTrainingData(config.dataset);
   return { config, backend, dataset };

@@ -13,7 +13,6 @@ import { Random, deriveSeed } from './random.ts';
 import type { Dataset, DatasetIdentity } from './data/types.ts';
 import { asTrainingData, type TrainingData } from './data/source.ts';
 import type { TrainingConfig, PhaseConfig } from './config.ts';
-import { validateConfig } from './config.ts';
 import {
   type ModelDefinition,
   type ModelSummary,
@@ -168,12 +167,11 @@ function limitSplit(count: number, limit?: number): Int32Array {
  * close a TrainingData afterwards.
  */
 export async function train(
-  configInput: TrainingConfig,
+  config: TrainingConfig,
   data: Dataset | TrainingData,
   backend: BackendInfo,
   options: TrainingOptions = {},
 ): Promise<TrainingResult> {
-  const config = validateConfig(configInput);
   const dataset = asTrainingData(data);
   const started = performance.now();
   const emit = (event: TrainingEvent) => options.onEvent?.(event);

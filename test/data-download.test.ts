@@ -175,7 +175,7 @@ describe('downloadDataset over loopback HTTP', () => {
     // A run that names only "mnist" finds the folder, and the engine loads it.
     expect(resolveDatasetPath('mnist', tmp)).toBe(folder());
     const spec = datasetSpecByName('mnist', tmp, { trainLimit: 100 });
-    expect(spec).toEqual({ name: 'mnist', dir: folder(), trainLimit: 100 });
+    expect(spec).toEqual({ name: 'mnist', path: folder(), trainLimit: 100 });
     const data = loadDataset(spec);
     expect([data.train.count, data.test.count]).toEqual([100, 10_000]);
   });

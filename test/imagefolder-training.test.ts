@@ -12,7 +12,7 @@ import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
 import Database from 'better-sqlite3';
 import { initBackend, type BackendInfo } from '../engine/backends/index.ts';
-import { PRESETS, validateConfig, ConfigError, type TrainingConfig } from '../engine/config.ts';
+import { PRESETS, parseConfig, ConfigError, type TrainingConfig } from '../engine/config.ts';
 import { openImageFolderData, type TrainingData } from '../engine/data/source.ts';
 import { DatasetError } from '../engine/data/errors.ts';
 import { openTrainingData } from '../engine/run.ts';
@@ -143,10 +143,10 @@ describe('an image folder as training data', () => {
 
   it('validates the image-folder settings', () => {
     const base = PRESETS['imagenet-ternary-quick'];
-    expect(() => validateConfig({ ...base, dataset: { ...base.dataset, path: folder } })).not.toThrow();
+    expect(() => parseConfig({ ...base, dataset: { ...base.dataset, path: folder } })).not.toThrow();
     const problems = (config: TrainingConfig) => {
       try {
-        validateConfig(config);
+        parseConfig(config);
         return [];
       } catch (error) {
         return (error as ConfigError).problems;
@@ -261,7 +261,7 @@ describe('lrnet train on an image folder', () => {
     const run = (...args: string[]) => spawnSync(process.execPath, [path.join(repo, 'bin/lrnet.js'), 'train', '--preset', 'imagenet-binary-quick', ...args], { encoding: 'utf8' });
     const noData = run();
     expect(noData.status).not.toBe(0);
-    expect(noData.stderr).toMatch(/--data: an image folder has no default place/);
+    expect(noData.stderr).toMatch(/--data: imagefolder has no default place/);
     const badCrop = run('--data', folder, '--crop-size', '300');
     expect(badCrop.status).not.toBe(0);
     expect(badCrop.stderr).toMatch(/--resize \(dataset.resizeShorter: expected an integer >= 300/);

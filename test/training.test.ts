@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { tf } from '../engine/tf.ts';
 import { initBackend, type BackendInfo } from '../engine/backends/index.ts';
-import { PRESETS, type TrainingConfig, ConfigError, validateConfig } from '../engine/config.ts';
+import { PRESETS, type TrainingConfig, ConfigError, parseConfig } from '../engine/config.ts';
 import { loadDataset } from '../engine/data/index.ts';
 import type { Dataset } from '../engine/data/types.ts';
 import { train, TrainingError, type TrainingEvent, type TrainingResult } from '../engine/train.ts';
@@ -155,7 +155,7 @@ describe('training', () => {
     const bad = { ...tiny, batchSize: 0, seed: -1, lr: { ...tiny.lr, learningRate: -1 }, dataset: { name: 'mnist' } } as unknown as TrainingConfig;
     const error = (() => {
       try {
-        validateConfig(bad);
+        parseConfig(bad);
       } catch (e) {
         return e;
       }

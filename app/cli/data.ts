@@ -6,6 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ProgressLine, formatDuration } from './progress.ts';
 import { defaultDataFolder } from '../store/paths.ts';
 import { BASE_URL_ENV, DOWNLOADABLE_DATASETS, isDownloadableDataset } from '../data/catalog.ts';
+import { datasetEntry, isDatasetName } from '../../engine/data/registry.ts';
 import { DownloadError, downloadDataset, type DownloadProgress } from '../data/download.ts';
 import { listDatasets, type DatasetStatus } from '../data/registry.ts';
 
@@ -98,8 +99,8 @@ async function download(args: readonly string[], io: DataCommandIo): Promise<num
   const name = positionals[0]!;
   if (!isDownloadableDataset(name)) {
     throw new DataUsageError(
-      name === 'mnist-sample'
-        ? 'mnist-sample ships with lrnet and needs no download'
+      isDatasetName(name) && datasetEntry(name).location === 'bundled'
+        ? `${name} ships with lrnet and needs no download`
         : `unknown data set "${name}"; lrnet can download ${DOWNLOADABLE_DATASETS.join(', ')}`,
     );
   }

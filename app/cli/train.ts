@@ -10,12 +10,12 @@ import {
   PRESETS,
   PRESET_NAMES,
   isPresetName,
-  validateConfig,
+  parseConfig,
   ConfigError,
   type TrainingConfig,
 } from '../../engine/config.ts';
 import { BACKEND_CHOICES, type BackendChoice } from '../../engine/backends/index.ts';
-import { DATASET_NAMES, type DatasetName } from '../../engine/data/index.ts';
+import { DATASET_NAMES, datasetEntry, isDatasetName, type DatasetName } from '../../engine/data/registry.ts';
 import type { TrainingEvent } from '../../engine/train.ts';
 import type { SplitAccuracies } from '../../engine/evaluate.ts';
 import { ProgressLine, formatDuration, formatPercent } from './progress.ts';
@@ -26,6 +26,7 @@ import type { WorkerResult } from '../runs/protocol.ts';
 import { APP_VERSION, checkpointFolder } from '../runs/manager.ts';
 import { defaultDataFolder, type Store } from '../store/index.ts';
 import { resolveDatasetPath } from '../data/registry.ts';
+import { StoredConfigError, storedConfig } from '../runs/stored-config.ts';
 
 export { UsageError };
 
@@ -140,22 +141,24 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
   if (v.backend !== undefined && !BACKEND_CHOICES.includes(v.backend as BackendChoice)) {
     problems.push(`--backend: unknown backend "${v.backend}"; choose one of ${BACKEND_CHOICES.join(', ')}`);
   }
-  if (v.dataset !== undefined && !DATASET_NAMES.includes(v.dataset as DatasetName)) {
+  if (v.dataset !== undefined && !isDatasetName(v.dataset)) {
     problems.push(`--dataset: unknown dataset "${v.dataset}"; choose one of ${DATASET_NAMES.join(', ')}`);
   }
-  let datasetName: DatasetName = (v.dataset as DatasetName | undefined) ?? base.dataset.name;
+  let datasetName: DatasetName = isDatasetName(v.dataset) ? v.dataset : base.dataset.name;
+  // --data given to a preset on the bundled sample means the full data set of that kind.
   if (v.data !== undefined && v.dataset === undefined && datasetName === 'mnist-sample') datasetName = 'mnist';
   if (v.name !== undefined && v.name.trim() === '') problems.push('--name: expected a non-empty name');
   for (const tag of v.tag ?? []) if (tag.trim() === '') problems.push('--tag: expected a non-empty tag');
-  if (datasetName === 'mnist-sample' && v.data !== undefined) {
-    problems.push('--data: the bundled mnist-sample needs no folder; use --dataset mnist with --data DIR');
+  const dataset = datasetEntry(datasetName);
+  if (dataset.location === 'bundled' && v.data !== undefined) {
+    problems.push(`--data: the bundled ${datasetName} needs no folder; use --dataset mnist with --data DIR`);
   }
 
   // Without --data, a named data set comes from the data folder, where `lrnet data download NAME` puts it.
   let dataPath = v.data !== undefined ? path.resolve(v.data) : undefined;
-  if (dataPath === undefined && datasetName === 'imagefolder') {
-    problems.push('--data: an image folder has no default place; give its folder (train/<class>/..., val/<class>/...) with --data DIR');
-  } else if (dataPath === undefined && datasetName !== 'mnist-sample') {
+  if (dataPath === undefined && dataset.location === 'path' && !dataset.download) {
+    problems.push(`--data: ${dataset.name} has no default place (lrnet cannot download it): give ${dataset.pathHint} with --data DIR`);
+  } else if (dataPath === undefined && dataset.location === 'path') {
     try {
       dataPath = resolveDatasetPath(datasetName, defaultDataFolder());
     } catch (error) {
@@ -165,7 +168,7 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
 
   // The preset's dataset settings (a quick preset's limits and crop) hold while the run trains on that kind of data.
   const { name: _baseName, path: _basePath, ...presetDataset } = datasetName === base.dataset.name ? base.dataset : { name: datasetName };
-  const config: TrainingConfig = {
+  const candidate: TrainingConfig = {
     ...base,
     dataset: {
       ...presetDataset,
@@ -193,8 +196,9 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
       ...(every !== undefined ? { every } : {}),
     },
   };
+  let config: TrainingConfig = candidate;
   try {
-    validateConfig(config);
+    config = parseConfig(candidate);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     // A flag already reported (an unknown --backend, say) is not reported again through its config field.
@@ -322,10 +326,10 @@ export async function resumeCommand(args: readonly string[]): Promise<number> {
     if (run.status === 'running') throw new CliError(`run ${run.id} is running in another process`);
     let config: TrainingConfig;
     try {
-      config = validateConfig(run.config as unknown as TrainingConfig);
+      config = storedConfig(run);
     } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      throw new CliError(`run ${run.id} has a configuration this version cannot train:\n${error.problems.map((p) => `  - ${p}`).join('\n')}`);
+      if (error instanceof StoredConfigError) throw new CliError(error.message);
+      throw error;
     }
     const checkpoint = run.checkpoints.find((c) => c.id === run.lastCheckpointId);
     if (checkpoint && !existsSync(checkpoint.path)) {

@@ -10,6 +10,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { DatasetError } from '../../engine/data/errors.ts';
 import type { DatasetSpec } from '../../engine/data/index.ts';
+import { datasetEntry, isDatasetName } from '../../engine/data/registry.ts';
 import {
   DATASET_SOURCES,
   DOWNLOADABLE_DATASETS,
@@ -141,8 +142,8 @@ export async function listDatasets(dataFolder: string, options: ListOptions = {}
 export function resolveDatasetPath(name: string, dataFolder: string): string {
   if (!isDownloadableDataset(name)) {
     throw new TypeError(
-      name === 'mnist-sample'
-        ? 'the bundled mnist-sample needs no folder'
+      isDatasetName(name) && datasetEntry(name).location === 'bundled'
+        ? `the bundled ${name} needs no folder`
         : `unknown data set ${JSON.stringify(name)}; data sets found by name: ${DOWNLOADABLE_DATASETS.join(', ')}`,
     );
   }
@@ -173,13 +174,6 @@ export function resolveDatasetPath(name: string, dataFolder: string): string {
  */
 export function datasetSpecByName(name: string, dataFolder: string, options: { trainLimit?: number } = {}): DatasetSpec {
   const limit = options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {};
-  if (name === 'mnist-sample') return { name, ...limit };
-  const folder = resolveDatasetPath(name, dataFolder);
-  switch (name as DownloadableDataset) {
-    case 'mnist':
-    case 'fashion-mnist':
-      return { name: name as 'mnist' | 'fashion-mnist', dir: folder, ...limit };
-    case 'cifar10':
-      return { name: 'cifar10', path: folder, ...limit };
-  }
+  if (isDatasetName(name) && datasetEntry(name).location === 'bundled') return { name, ...limit };
+  return { name: name as DatasetSpec['name'], path: resolveDatasetPath(name, dataFolder), ...limit };
 }

@@ -13,10 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { tf } from '../../engine/tf.ts';
 import { Random } from '../../engine/random.ts';
 import { loadCheckpoint } from '../../engine/checkpoint.ts';
-import { loadDataset } from '../../engine/data/index.ts';
+import { datasetEntry, loadInMemory } from '../../engine/data/registry.ts';
 import { fillBatch } from '../../engine/data/batch.ts';
 import type { Dataset, ImageSet } from '../../engine/data/types.ts';
-import { datasetSpec } from '../../engine/run.ts';
 import { loadTrainedRun, type CheckpointState, type TrainedRun } from '../../engine/train.ts';
 import { disposeParameters } from '../../engine/models.ts';
 import {
@@ -152,12 +151,13 @@ export async function exportRun(options: ExportRunOptions): Promise<ExportResult
   let dataset = options.dataset;
   if (!dataset) {
     const state = loadCheckpoint<CheckpointState>(options.checkpoint).state;
-    if (state.config.dataset.name === 'imagefolder') {
+    const { name, ...readOptions } = state.config.dataset;
+    if (!datasetEntry(name).load) {
       throw new ExportError('unsupported', `${options.checkpoint} was trained on an image folder: export format version 1 covers the in-memory data sets ` +
         '(MNIST, Fashion-MNIST, CIFAR-10) and sequential nets only, not ResNet-18 on image folders');
     }
     options.onProgress?.(`loading dataset ${state.config.dataset.name}`);
-    dataset = loadDataset(datasetSpec(state.config.dataset));
+    dataset = loadInMemory(name, readOptions);
   }
   const run: TrainedRun = loadTrainedRun(options.checkpoint, dataset);
   let net: DiscreteNetwork | undefined;

@@ -11,7 +11,8 @@ import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { validateConfig, type TrainingConfig } from '../../engine/config.ts';
+import { parseConfig, type TrainingConfig } from '../../engine/config.ts';
+import { storedConfig } from './stored-config.ts';
 import type { TrainingEvent } from '../../engine/train.ts';
 import { StoreError, type DeletedRun, type RunStatus, type Store } from '../store/index.ts';
 import { SERIALIZATION, isWorkerMessage, type ManagerMessage, type WorkerMessage } from './protocol.ts';
@@ -76,15 +77,15 @@ export function deleteRunFiles(dataFolder: string, deleted: DeletedRun): string[
 }
 
 /** `base` with `changes` merged in: objects recursively, everything else (arrays included) replaced. */
-export function mergeConfig<T>(base: T, changes: DeepPartial<T> | undefined): T {
+export function mergeConfig(base: unknown, changes: unknown): unknown {
   const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (!isPlain(base) || !isPlain(changes)) return (changes === undefined ? base : changes) as T;
+  if (!isPlain(base) || !isPlain(changes)) return changes === undefined ? base : changes;
   const merged: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(changes)) {
     if (value === undefined) continue;
     merged[key] = isPlain(value) && isPlain(merged[key]) ? mergeConfig(merged[key], value) : value;
   }
-  return merged as T;
+  return merged;
 }
 
 /** One run with a worker process. */
@@ -128,7 +129,7 @@ class ProcessRunManager implements RunManager {
 
   async start(request: StartRunRequest): Promise<string> {
     this.checkOpen();
-    const config = validateConfig(request.config);
+    const config = request.config;
     const run = this.store.createRun({
       config,
       preset: config.preset,
@@ -184,10 +185,11 @@ class ProcessRunManager implements RunManager {
     this.enqueue(id);
   }
 
-  async clone(runId: string, changes: DeepPartial<TrainingConfig>, name?: string): Promise<string> {
+  async clone(runId: string, changes: DeepPartial<TrainingConfig> | Readonly<Record<string, unknown>>, name?: string): Promise<string> {
     this.checkOpen();
     const source = this.store.getRun(runId);
-    const config = mergeConfig<TrainingConfig>(source.config as unknown as TrainingConfig, changes);
+    // The merged configuration is new input: parse it (a ConfigError lists what the changes broke).
+    const config = parseConfig(mergeConfig(source.config, changes));
     return this.start({ config, ...(name !== undefined ? { name } : {}) });
   }
 
@@ -271,7 +273,7 @@ class ProcessRunManager implements RunManager {
   private launch(id: string): void {
     const run = this.store.getRun(id);
     if (run.status !== 'queued') return; // stopped or claimed elsewhere since it was queued
-    const config = run.config as unknown as TrainingConfig;
+    const config = storedConfig(run);
     let resumeFrom: string | undefined;
     if (run.lastCheckpointId !== null) {
       const checkpoint = run.checkpoints.find((c) => c.id === run.lastCheckpointId);

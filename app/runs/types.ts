@@ -56,7 +56,7 @@ export interface RunManager {
    */
   resume(runId: string): Promise<void>;
   /** Starts a new run with the source run's configuration and `changes` merged in (validated like start). */
-  clone(runId: string, changes: DeepPartial<TrainingConfig>, name?: string): Promise<string>;
+  clone(runId: string, changes: DeepPartial<TrainingConfig> | Readonly<Record<string, unknown>>, name?: string): Promise<string>;
   /** Stops the run if it trains (without a final checkpoint), then deletes its rows and its files. */
   delete(runId: string): Promise<void>;
   /** Returns the function that unsubscribes. A listener that throws is reported on stderr and kept. */

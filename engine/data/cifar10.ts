@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { requiredPath, type DatasetEntry } from './entry.ts';
 import { DatasetError } from './errors.ts';
 import { fsError, gunzipIfNeeded, listFolder, readFileBytes } from './io.ts';
 import { readTar } from './tar.ts';
@@ -187,3 +188,22 @@ export function loadCifar10(location: string, options: Cifar10Options = {}): Dat
     augmentation: 'pad-crop-flip',
   });
 }
+
+const CIFAR10_PATH_HINT = `${CIFAR10_ARCHIVE} or the folder of its batch files`;
+
+export const CIFAR10_DATASET = {
+  name: 'cifar10',
+  title: 'CIFAR-10',
+  description: '50,000 training and 10,000 test colour images of 10 classes (Krizhevsky), binary version.',
+  architectures: ['cifar10-vgg'],
+  location: 'path',
+  pathHint: CIFAR10_PATH_HINT,
+  load: (options) => loadCifar10(requiredPath(options, 'cifar10', CIFAR10_PATH_HINT), { trainLimit: options.trainLimit }),
+  download: {
+    title: 'CIFAR-10 (binary version)',
+    homepage: 'https://www.cs.toronto.edu/~kriz/cifar.html',
+    mirrors: ['https://www.cs.toronto.edu/~kriz/'],
+    files: [{ name: CIFAR10_ARCHIVE, md5: 'c32a1d4ab5d03f1284b67883e8d87530', bytes: 170_052_171 }],
+  },
+} as const satisfies DatasetEntry<'cifar10'>;
+
