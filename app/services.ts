@@ -9,10 +9,13 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import {
   validateCall,
+  s,
   EXPORT_FORMATS,
+  MAX_SERIES_PER_REQUEST,
+  MAX_SERIES_POINTS,
   type ApiError,
   type ApiResult,
   type AppInfo,
@@ -124,6 +127,66 @@ function defaultConcurrency(): number {
 
 const percentText = (x: number) => `${(100 * x).toFixed(2)}%`;
 
+const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The fields of T as a tree (true for a leaf), so the table below stops compiling when TrainingConfig changes. */
+type FieldTree<T> = {
+  readonly [K in keyof T]-?: NonNullable<T[K]> extends readonly unknown[] ? true : NonNullable<T[K]> extends object ? FieldTree<NonNullable<T[K]>> : true;
+};
+type FieldNode = true | { readonly [key: string]: FieldNode };
+
+const PHASE_FIELDS = { epochs: true, learningRate: true, decayEvery: true, decayFactor: true, weightDecay: true } as const;
+/** Every field a training configuration may have. */
+const CONFIG_FIELDS: FieldTree<TrainingConfig> = {
+  preset: true,
+  architecture: true,
+  kind: true,
+  dataset: { name: true, path: true, trainLimit: true, testLimit: true, cropSize: true, resizeShorter: true, decodeWorkers: true },
+  seed: true,
+  batchSize: true,
+  validationSize: true,
+  pretrain: PHASE_FIELDS,
+  lr: { ...PHASE_FIELDS, probabilityDecay: true, betaPenalty: true },
+  evaluation: { samples: true, every: true, batchNormImages: true },
+  batchNormMomentum: true,
+  backend: true,
+  checkpointEvery: true,
+  threads: true,
+};
+
+/**
+ * What validateConfig does not look for in a configuration (or in clone's changes) sent over the API: fields it
+ * does not know, which it would silently ignore (a typo such as "batchsize" would train with the preset's value),
+ * and a relative dataset.path, which would be resolved against the server's working folder.
+ */
+export function configRequestProblems(config: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const walk = (value: Record<string, unknown>, fields: Readonly<Record<string, FieldNode>>, at: string): void => {
+    for (const [key, child] of Object.entries(value)) {
+      const field = `${at}${key}`;
+      const known = Object.hasOwn(fields, key) ? fields[key] : undefined;
+      if (known === undefined) problems.push(`${field}: unknown field (expected ${Object.keys(fields).join(', ')})`);
+      else if (known !== true && isPlain(child)) walk(child, known, `${field}.`);
+    }
+  };
+  walk(config, CONFIG_FIELDS, '');
+  const dataset = config['dataset'];
+  if (isPlain(dataset) && typeof dataset['path'] === 'string') s.absolutePath().check(dataset['path'], 'dataset.path', problems);
+  return problems;
+}
+
+/** validateConfig's problems after configRequestProblems' (an empty list: the configuration may be queued). */
+function allConfigProblems(config: Record<string, unknown>): string[] {
+  const problems = configRequestProblems(config);
+  try {
+    validateConfig(config as unknown as TrainingConfig);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
+  }
+  return problems;
+}
+
 /**
  * The default exporter: app/export in a child process (see host/export-job.ts), from the run's last checkpoint,
  * recording one artifact per export.
@@ -138,6 +201,8 @@ function jobExporter(databasePath: string): Exporter {
       const backend = (BACKEND_CHOICES as readonly string[]).includes(run.backend ?? '') ? (run.backend as BackendChoice) : 'auto';
       const reply = await runExportJob({ databasePath, runId, checkpoint: checkpoint.path, format, outDir: destination, force, backend });
       if (reply.type === 'failed') {
+        // The exporter's own words for an existing folder name the CLI's --force, which the API does not have.
+        if (reply.code === 'exists' && !force) throw new ApiFailure('conflict', destinationExists(destination));
         throw new ApiFailure(reply.code === 'not-finished' || reply.code === 'exists' ? 'conflict' : 'export-failed', reply.message);
       }
       const f = reply.report.formats[format];
@@ -157,6 +222,10 @@ function jobExporter(databasePath: string): Exporter {
     },
   };
 }
+
+/** An export.run destination that exists: what an API client can do about it (it has no --force). */
+const destinationExists = (destination: string) =>
+  `${destination} already exists and is not replaced: name a new folder as destination, or leave destination out to export into the run's own folder (an earlier export there is replaced)`;
 
 const mebibytes = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
@@ -295,15 +364,7 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
 
   const handlers: Handlers = {
     'app.info': async () => info,
-    'config.validate': async ({ config }) => {
-      try {
-        validateConfig(asConfig(config));
-        return { problems: [] };
-      } catch (error) {
-        if (error instanceof ConfigError) return { problems: error.problems };
-        throw error;
-      }
-    },
+    'config.validate': async ({ config }) => ({ problems: allConfigProblems(config) }),
     'runs.list': async (query) => {
       const list = store.listRuns({ metric: 'test/argmax', ...query, limit: query.limit ?? 200 });
       return { total: list.total, rows: list.rows.map((row) => ({ ...row, kind: kindOf(row.id) })) };
@@ -311,10 +372,19 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
     'runs.get': async ({ id }) => store.getRun(id),
     'runs.getMany': async ({ ids }) => ids.map((id) => store.getRun(id)),
     'runs.series': async ({ runIds, keys, maxPoints, fromStep }) => {
+      // A run named twice (or by two prefixes) is read once: the answer names each series' run anyway.
+      const distinctRuns = [...new Set(runIds.map((id) => store.resolveRunId(id)))];
+      const distinctKeys = [...new Set(keys)];
+      const count = distinctRuns.length * distinctKeys.length;
+      if (count > MAX_SERIES_PER_REQUEST) {
+        throw new ApiFailure('invalid-request', `runs.series: at most ${MAX_SERIES_PER_REQUEST} series per request (runs x keys), got ${distinctRuns.length} x ${distinctKeys.length} = ${count}: ask for fewer runs or keys at a time`);
+      }
+      const share = Math.floor(MAX_SERIES_POINTS / count);
+      const points = maxPoints === undefined ? Math.min(2000, share) : maxPoints === 0 ? share : Math.min(maxPoints, share);
       const series: MetricSeries[] = [];
-      for (const id of runIds) {
-        for (const key of keys) {
-          series.push(store.metricSeries(id, key, { maxPoints: maxPoints ?? 2000, ...(fromStep !== undefined ? { fromStep } : {}) }));
+      for (const id of distinctRuns) {
+        for (const key of distinctKeys) {
+          series.push(store.metricSeries(id, key, { maxPoints: points, ...(fromStep !== undefined ? { fromStep } : {}) }));
         }
       }
       return series;
@@ -325,12 +395,7 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
       // Validate every configuration first, so a batch is queued whole or not at all.
       const problems: string[] = [];
       requests.forEach((r, i) => {
-        try {
-          validateConfig(asConfig(r.config));
-        } catch (error) {
-          if (!(error instanceof ConfigError)) throw error;
-          problems.push(...error.problems.map((p) => (requests.length > 1 ? `run ${i + 1}: ${p}` : p)));
-        }
+        problems.push(...allConfigProblems(r.config).map((p) => (requests.length > 1 ? `run ${i + 1}: ${p}` : p)));
       });
       if (problems.length > 0) throw new ApiFailure('invalid-config', 'The training configuration is invalid: fix the fields listed.', problems);
       const ids: string[] = [];
@@ -349,6 +414,8 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
     },
     'runs.clone': async ({ id, changes, name }) => {
       const source = store.getRun(id);
+      const problems = changes ? configRequestProblems(changes) : [];
+      if (problems.length > 0) throw new ApiFailure('invalid-config', 'The changes to the configuration are invalid: fix the fields listed.', problems);
       // Validate the merged configuration here too, so problems come back as a list rather than one message.
       validateConfig(mergeConfig<TrainingConfig>(source.config as unknown as TrainingConfig, changes as DeepPartial<TrainingConfig> | undefined));
       return { id: await runs.clone(source.id, (changes ?? {}) as DeepPartial<TrainingConfig>, name) };
@@ -381,6 +448,7 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
         throw new ApiFailure('conflict', `Run ${run.name} has no checkpoint yet: export it once it has trained.`);
       }
       // The run's own export folder is the app's to replace; a folder the person named is not.
+      if (destination !== undefined && existsSync(destination)) throw new ApiFailure('conflict', destinationExists(destination));
       const folder = path.resolve(destination ?? path.join(runFolder(dataFolder, full), 'exports', format));
       emit({ type: 'export-status', runId: full, format, status: 'running' });
       try {
