@@ -74,6 +74,11 @@ const describe = (value: unknown): string => {
 };
 const at = (path: string) => (path ? `${path}: ` : '');
 
+/** POSIX (/home/x), Windows drive (C:\\x, C:/x) or UNC (\\\\server\\share) paths; the contract has no node:path. */
+export function isAbsolutePath(value: string): boolean {
+  return value.startsWith('/') || /^[A-Za-z]:[\\/]/.test(value) || value.startsWith('\\\\');
+}
+
 function schema<T>(check: Schema<T>['check']): Schema<T> {
   return { check, optional: false };
 }
@@ -90,12 +95,29 @@ export const s = {
       else if (options.pattern && !options.pattern.test(v)) problems.push(`${at(path)}expected ${options.what ?? `a string matching ${options.pattern}`}, got ${describe(v)}`);
     });
   },
+  /** Integers are also kept within +-2^53 (above it they are not exact, and SQLite refuses them as LIMIT/OFFSET). */
   number(options: { min?: number; max?: number; integer?: boolean } = {}): Schema<number> {
-    const { min = -Infinity, max = Infinity, integer = false } = options;
+    const { integer = false } = options;
+    const min = options.min ?? (integer ? -Number.MAX_SAFE_INTEGER : -Infinity);
+    const max = options.max ?? (integer ? Number.MAX_SAFE_INTEGER : Infinity);
     const expected = `${integer ? 'an integer' : 'a number'}${Number.isFinite(min) ? ` >= ${min}` : ''}${Number.isFinite(max) ? `${Number.isFinite(min) ? ' and' : ''} <= ${max}` : ''}`;
     return schema((v, path, problems) => {
       if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
         problems.push(`${at(path)}expected ${expected}, got ${describe(v)}`);
+      }
+    });
+  },
+  /**
+   * An absolute file or folder path. A relative one would be resolved against the working folder of the process
+   * serving the API, which means nothing to its client.
+   */
+  absolutePath(options: { max?: number } = {}): Schema<string> {
+    const text = s.string({ min: 1, max: options.max ?? 4096 });
+    return schema((v, path, problems) => {
+      const before = problems.length;
+      text.check(v, path, problems);
+      if (problems.length === before && !isAbsolutePath(v as string)) {
+        problems.push(`${at(path)}expected an absolute path (relative paths would be resolved against the server's working folder), got ${describe(v)}`);
       }
     });
   },
@@ -494,6 +516,14 @@ const startRun = s.object({
   tags: s.optional(s.array(tag, { max: 20 })),
 });
 
+/**
+ * Limits of one runs.series answer: at most this many series (distinct runs x distinct keys), and about this many
+ * points in all; each series is downsampled to its share (min/max per bucket, so peaks survive). 100k points are
+ * about 5 MB of JSON: more would block the host for seconds and buy a chart nothing.
+ */
+export const MAX_SERIES_PER_REQUEST = 500;
+export const MAX_SERIES_POINTS = 100_000;
+
 /** Request schemas, by method. */
 export const REQUESTS = {
   'app.info': s.object({}),
@@ -513,7 +543,10 @@ export const REQUESTS = {
   }),
   'runs.get': s.object({ id: runId }),
   'runs.getMany': s.object({ ids: runIds(200) }),
-  /** Series of several metrics of several runs in one round trip (the Compare page asks for 50 runs at once). */
+  /**
+   * Series of several metrics of several runs in one round trip (the Compare page asks for 50 runs at once).
+   * `maxPoints` per series (default 2000; 0: as many as the limits allow), within MAX_SERIES_POINTS in all.
+   */
   'runs.series': s.object({
     runIds: runIds(200),
     keys: s.array(metricKey, { min: 1, max: 20 }),
@@ -534,10 +567,10 @@ export const REQUESTS = {
   'export.run': s.object({
     runId,
     format: s.oneOf(['packed', 'c', 'onnx', 'tfjs'] as const),
-    destination: s.optional(s.string({ min: 1, max: 4096 })),
+    destination: s.optional(s.absolutePath()),
   }),
   /** Opens a native folder picker (desktop app only; the browser answers 'unavailable'). */
-  'dialog.pickFolder': s.object({ purpose: s.oneOf(['data-folder', 'export-destination'] as const), defaultPath: s.optional(s.string({ max: 4096 })) }),
+  'dialog.pickFolder': s.object({ purpose: s.oneOf(['data-folder', 'export-destination'] as const), defaultPath: s.optional(s.absolutePath()) }),
 } as const satisfies Record<string, Schema<unknown>>;
 
 /** Response types, by method. */

@@ -9,10 +9,13 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import {
   validateCall,
+  s,
   EXPORT_FORMATS,
+  MAX_SERIES_PER_REQUEST,
+  MAX_SERIES_POINTS,
   type ApiError,
   type ApiResult,
   type AppInfo,
@@ -139,6 +142,7 @@ export interface AppServices {
   close(): Promise<void>;
 }
 
+
 /** Lines kept per run in the in-memory log; older history is rebuilt from the store. */
 const LOG_LINES_PER_RUN = 400;
 
@@ -149,6 +153,30 @@ function defaultConcurrency(): number {
 }
 
 const percentText = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+/**
+ * A relative dataset.path sent over the API would be resolved against the server's working folder, which means
+ * nothing to the client: the API takes absolute paths only (the CLI resolves its own against the user's folder).
+ */
+function relativePathProblems(config: unknown): string[] {
+  const problems: string[] = [];
+  const dataset = typeof config === 'object' && config !== null ? (config as { dataset?: unknown }).dataset : undefined;
+  const datasetPath = typeof dataset === 'object' && dataset !== null ? (dataset as { path?: unknown }).path : undefined;
+  if (typeof datasetPath === 'string') s.absolutePath().check(datasetPath, 'dataset.path', problems);
+  return problems;
+}
+
+/** Every problem of a configuration sent over the API, and the parsed configuration when there is none. */
+function parseRequestConfig(config: unknown): { config?: TrainingConfig; problems: string[] } {
+  const problems = relativePathProblems(config);
+  try {
+    const parsed = parseConfig(config);
+    return problems.length > 0 ? { problems } : { config: parsed, problems };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return { problems: [...problems, ...error.problems] };
+  }
+}
 
 /**
  * The default exporter: app/export in a child process (see host/export-job.ts), from the run's last checkpoint,
@@ -164,6 +192,8 @@ function jobExporter(databasePath: string): Exporter {
       const backend = (BACKEND_CHOICES as readonly string[]).includes(run.backend ?? '') ? (run.backend as BackendChoice) : 'auto';
       const reply = await runExportJob({ databasePath, runId, checkpoint: checkpoint.path, format, outDir: destination, force, backend });
       if (reply.type === 'failed') {
+        // The exporter's own words for an existing folder name the CLI's --force, which the API does not have.
+        if (reply.code === 'exists' && !force) throw new ApiFailure('conflict', destinationExists(destination));
         throw new ApiFailure(reply.code === 'not-finished' || reply.code === 'exists' ? 'conflict' : 'export-failed', reply.message);
       }
       const f = reply.report.formats[format];
@@ -183,6 +213,10 @@ function jobExporter(databasePath: string): Exporter {
     },
   };
 }
+
+/** An export.run destination that exists: what an API client can do about it (it has no --force). */
+const destinationExists = (destination: string) =>
+  `${destination} already exists and is not replaced: name a new folder as destination, or leave destination out to export into the run's own folder (an earlier export there is replaced)`;
 
 const mebibytes = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
@@ -326,15 +360,7 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
 
   const handlers: Handlers = {
     'app.info': async () => info,
-    'config.validate': async ({ config }) => {
-      try {
-        parseConfig(config);
-        return { problems: [] };
-      } catch (error) {
-        if (error instanceof ConfigError) return { problems: error.problems };
-        throw error;
-      }
-    },
+    'config.validate': async ({ config }) => ({ problems: parseRequestConfig(config).problems }),
     'runs.list': async (query) => {
       const list = store.listRuns({ metric: 'test/argmax', ...query, limit: query.limit ?? 200 });
       return { total: list.total, rows: list.rows.map((row) => ({ ...row, kind: kindOf(row.id) })) };
@@ -342,10 +368,19 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
     'runs.get': async ({ id }) => store.getRun(id),
     'runs.getMany': async ({ ids }) => ids.map((id) => store.getRun(id)),
     'runs.series': async ({ runIds, keys, maxPoints, fromStep }) => {
+      // A run named twice (or by two prefixes) is read once: the answer names each series' run anyway.
+      const distinctRuns = [...new Set(runIds.map((id) => store.resolveRunId(id)))];
+      const distinctKeys = [...new Set(keys)];
+      const count = distinctRuns.length * distinctKeys.length;
+      if (count > MAX_SERIES_PER_REQUEST) {
+        throw new ApiFailure('invalid-request', `runs.series: at most ${MAX_SERIES_PER_REQUEST} series per request (runs x keys), got ${distinctRuns.length} x ${distinctKeys.length} = ${count}: ask for fewer runs or keys at a time`);
+      }
+      const share = Math.floor(MAX_SERIES_POINTS / count);
+      const points = maxPoints === undefined ? Math.min(2000, share) : maxPoints === 0 ? share : Math.min(maxPoints, share);
       const series: MetricSeries[] = [];
-      for (const id of runIds) {
-        for (const key of keys) {
-          series.push(store.metricSeries(id, key, { maxPoints: maxPoints ?? 2000, ...(fromStep !== undefined ? { fromStep } : {}) }));
+      for (const id of distinctRuns) {
+        for (const key of distinctKeys) {
+          series.push(store.metricSeries(id, key, { maxPoints: points, ...(fromStep !== undefined ? { fromStep } : {}) }));
         }
       }
       return series;
@@ -357,12 +392,9 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
       const problems: string[] = [];
       const configs: TrainingConfig[] = [];
       requests.forEach((r, i) => {
-        try {
-          configs.push(parseConfig(r.config));
-        } catch (error) {
-          if (!(error instanceof ConfigError)) throw error;
-          problems.push(...error.problems.map((p) => (requests.length > 1 ? `run ${i + 1}: ${p}` : p)));
-        }
+        const parsed = parseRequestConfig(r.config);
+        if (parsed.config) configs.push(parsed.config);
+        problems.push(...parsed.problems.map((p) => (requests.length > 1 ? `run ${i + 1}: ${p}` : p)));
       });
       if (problems.length > 0) throw new ApiFailure('invalid-config', 'The training configuration is invalid: fix the fields listed.', problems);
       const ids: string[] = [];
@@ -380,6 +412,8 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
       return null;
     },
     'runs.clone': async ({ id, changes, name }) => {
+      const problems = relativePathProblems(changes);
+      if (problems.length > 0) throw new ApiFailure('invalid-config', 'The changes to the configuration are invalid: fix the fields listed.', problems);
       // The manager parses the merged configuration; a ConfigError comes back as the list of problems.
       return { id: await runs.clone(store.resolveRunId(id), changes ?? {}, name) };
     },
@@ -411,6 +445,7 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
         throw new ApiFailure('conflict', `Run ${run.name} has no checkpoint yet: export it once it has trained.`);
       }
       // The run's own export folder is the app's to replace; a folder the person named is not.
+      if (destination !== undefined && existsSync(destination)) throw new ApiFailure('conflict', destinationExists(destination));
       const folder = path.resolve(destination ?? path.join(runFolder(dataFolder, full), 'exports', format));
       emit({ type: 'export-status', runId: full, format, status: 'running' });
       try {

@@ -194,16 +194,40 @@ type Fields = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Fields => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Every field of each part of a configuration: anything else is a typo or belongs to another version. */
-const PHASE_FIELDS = ['epochs', 'learningRate', 'decayEvery', 'decayFactor', 'weightDecay'];
-const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
-  '': ['preset', 'architecture', 'kind', 'dataset', 'seed', 'batchSize', 'validationSize', 'pretrain', 'lr', 'evaluation',
-    'batchNormMomentum', 'backend', 'checkpointEvery', 'threads'],
-  dataset: ['name', 'path', 'trainLimit', 'testLimit', 'cropSize', 'resizeShorter', 'decodeWorkers'],
-  pretrain: PHASE_FIELDS,
-  lr: [...PHASE_FIELDS, 'probabilityDecay', 'betaPenalty'],
-  evaluation: ['samples', 'every', 'batchNormImages'],
+/** The fields of T as a tree (true for a leaf), so the table below stops compiling when TrainingConfig changes. */
+type FieldTree<T> = {
+  readonly [K in keyof T]-?: NonNullable<T[K]> extends readonly unknown[] ? true : NonNullable<T[K]> extends object ? FieldTree<NonNullable<T[K]>> : true;
 };
+type FieldNode = true | { readonly [key: string]: FieldNode };
+
+const PHASE_FIELDS = { epochs: true, learningRate: true, decayEvery: true, decayFactor: true, weightDecay: true } as const;
+
+/** Every field of a configuration: anything else is a typo (that would silently train with the preset's value). */
+const CONFIG_FIELDS: FieldTree<TrainingConfig> = {
+  preset: true,
+  architecture: true,
+  kind: true,
+  dataset: { name: true, path: true, trainLimit: true, testLimit: true, cropSize: true, resizeShorter: true, decodeWorkers: true },
+  seed: true,
+  batchSize: true,
+  validationSize: true,
+  pretrain: PHASE_FIELDS,
+  lr: { ...PHASE_FIELDS, probabilityDecay: true, betaPenalty: true },
+  evaluation: { samples: true, every: true, batchNormImages: true },
+  batchNormMomentum: true,
+  backend: true,
+  checkpointEvery: true,
+  threads: true,
+};
+
+/** "lr.momentum: unknown field (expected ...)" for every field of `value` (at any depth) that the tree lacks. */
+function unknownFields(value: Fields, fields: Readonly<Record<string, FieldNode>>, at: string, problems: string[]): void {
+  for (const [key, child] of Object.entries(value)) {
+    const known = Object.hasOwn(fields, key) ? fields[key] : undefined;
+    if (known === undefined) problems.push(`${at}${key}: unknown field (expected ${Object.keys(fields).join(', ')})`);
+    else if (known !== true && isObject(child)) unknownFields(child, known, `${at}${key}.`, problems);
+  }
+}
 
 /**
  * Parses a training configuration from any value (an API request, CLI flags, a stored run read back): every field
@@ -222,14 +246,9 @@ export function parseConfig(value: unknown): TrainingConfig {
     num(path, v, (n) => Number.isInteger(n) && n >= min && n <= Number.MAX_SAFE_INTEGER, `an integer >= ${min}`);
   const positive = (path: string, v: unknown) => num(path, v, (n) => n > 0, 'a number > 0');
   const nonNegative = (path: string, v: unknown) => num(path, v, (n) => n >= 0, 'a number >= 0');
-  const unknownFields = (part: string, object: Fields) => {
-    for (const key of Object.keys(object)) {
-      if (!KNOWN_FIELDS[part]!.includes(key)) problems.push(`${part ? `${part}.` : ''}${key}: unknown field; remove it`);
-    }
-  };
 
   const config = value;
-  unknownFields('', config);
+  unknownFields(config, CONFIG_FIELDS, '', problems);
   if (typeof config.preset !== 'string') problems.push('preset: expected a string');
   if (!ARCHITECTURES.includes(config.architecture as Architecture)) {
     problems.push(`architecture: expected one of ${ARCHITECTURES.join(', ')}, got ${JSON.stringify(config.architecture)}`);
@@ -241,17 +260,12 @@ export function parseConfig(value: unknown): TrainingConfig {
     problems.push('dataset: expected an object with a name');
   } else {
     const d = config.dataset;
-    unknownFields('dataset', d);
     const entry = DATASETS.find((e) => e.name === d.name);
     if (!entry) {
       problems.push(`dataset.name: expected one of ${DATASET_NAMES.join(', ')}, got ${JSON.stringify(d.name)}`);
     } else {
       if (entry.location === 'path' && (typeof d.path !== 'string' || d.path.length === 0)) {
         problems.push(`dataset.path: the ${entry.name} dataset needs a folder (--data DIR): ${entry.pathHint}`);
-      }
-      const fits: readonly string[] = entry.architectures;
-      if (typeof config.architecture === 'string' && ARCHITECTURES.includes(config.architecture as Architecture) && !fits.includes(config.architecture)) {
-        problems.push(`dataset.name: ${entry.name} does not fit the ${config.architecture} architecture (it fits ${fits.join(', ')})`);
       }
       const own: readonly DatasetSpecificOption[] = 'options' in entry ? entry.options : [];
       const others = (['cropSize', 'resizeShorter', 'decodeWorkers'] as const).filter((k) => d[k] !== undefined && !own.includes(k));
@@ -275,7 +289,6 @@ export function parseConfig(value: unknown): TrainingConfig {
       problems.push(`${phase}: expected an object`);
       continue;
     }
-    unknownFields(phase, p);
     int(`${phase}.epochs`, p.epochs, phase === 'lr' ? 1 : 0);
     positive(`${phase}.learningRate`, p.learningRate);
     int(`${phase}.decayEvery`, p.decayEvery, 0);
@@ -289,7 +302,6 @@ export function parseConfig(value: unknown): TrainingConfig {
   if (!isObject(config.evaluation)) {
     problems.push('evaluation: expected an object');
   } else {
-    unknownFields('evaluation', config.evaluation);
     int('evaluation.samples', config.evaluation.samples, 1);
     int('evaluation.every', config.evaluation.every, 0);
     int('evaluation.batchNormImages', config.evaluation.batchNormImages, 0);

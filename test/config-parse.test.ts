@@ -1,6 +1,6 @@
 /**
- * Configurations are parsed once, where they enter: parseConfig lists every problem, refuses unknown fields and data
- * sets that do not fit the architecture; the services' runs.start and runs.clone answer with those problems and
+ * Configurations are parsed once, where they enter: parseConfig lists every problem, and refuses unknown
+ * fields; the services' runs.start and runs.clone answer with those problems and
  * record nothing; a stored configuration that no longer parses is refused when the run is resumed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,10 +36,10 @@ describe('parseConfig', () => {
   it('refuses unknown fields at every level, naming each', () => {
     const problems = problemsOf({ ...base, colour: 'red', dataset: { ...base.dataset, folder: '/x' }, lr: { ...base.lr, momentum: 0.9 }, evaluation: { ...base.evaluation, nets: 3 } });
     expect(problems).toEqual([
-      'colour: unknown field; remove it',
-      'dataset.folder: unknown field; remove it',
-      'lr.momentum: unknown field; remove it',
-      'evaluation.nets: unknown field; remove it',
+      'dataset.folder: unknown field (expected name, path, trainLimit, testLimit, cropSize, resizeShorter, decodeWorkers)',
+      'lr.momentum: unknown field (expected epochs, learningRate, decayEvery, decayFactor, weightDecay, probabilityDecay, betaPenalty)',
+      'evaluation.nets: unknown field (expected samples, every, batchNormImages)',
+      expect.stringMatching(/^colour: unknown field \(expected preset, architecture, kind, dataset, /),
     ]);
   });
 
@@ -52,10 +52,7 @@ describe('parseConfig', () => {
     }
   });
 
-  it('refuses a data set that does not fit the architecture, and numbers beyond the safe integers', () => {
-    expect(problemsOf({ ...base, architecture: 'cifar10-vgg' })).toEqual([
-      'dataset.name: mnist-sample does not fit the cifar10-vgg architecture (it fits mnist)',
-    ]);
+  it('refuses numbers beyond the safe integers', () => {
     expect(problemsOf({ ...base, seed: 1e20 })).toEqual([expect.stringMatching(/^seed: expected an integer >= 0, got 100000000000000000000/)]);
   });
 
@@ -99,7 +96,7 @@ describe('the services parse what clients send', () => {
     const run = services.store.createRun({ config: base, preset: base.preset, seed: base.seed, appVersion: 'test' });
     const before = services.store.listRuns().total;
     const result = await services.call('runs.clone', { id: run.id, changes: { lr: { momentum: 0.9 }, bogus: 1 } });
-    expect(result).toMatchObject({ ok: false, error: { code: 'invalid-config', problems: ['bogus: unknown field; remove it', 'lr.momentum: unknown field; remove it'] } });
+    expect(result).toMatchObject({ ok: false, error: { code: 'invalid-config', problems: [expect.stringMatching(/^lr\.momentum: unknown field/), expect.stringMatching(/^bogus: unknown field/)] } });
     expect(services.store.listRuns().total).toBe(before);
   });
 

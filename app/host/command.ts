@@ -105,6 +105,14 @@ export async function serve(options: ServeOptions & { rendererDir?: string; shel
   };
 }
 
+/** One line for a port the host cannot listen on, or undefined for any other error. */
+function listenProblem(error: unknown, port: number | undefined): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EADDRINUSE') return `port ${port} on 127.0.0.1 is already in use: pick another with --port N, or --port 0 for a free one`;
+  if (code === 'EACCES') return `no permission to listen on port ${port}: pick a port above 1023 with --port N, or --port 0 for a free one`;
+  return undefined;
+}
+
 /** `lrnet serve`: runs until SIGINT/SIGTERM; returns the exit code (2 for wrong options, printed like the CLI's). */
 export async function serveCommand(args: readonly string[]): Promise<number> {
   let options: ServeOptions;
@@ -116,7 +124,15 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(`lrnet serve: ${many ? 'invalid options:\n' : ''}${error.problems.map((p) => (many ? `  - ${p}` : p)).join('\n')}\n\nRun "lrnet serve --help" for the options.\n`);
     return 2;
   }
-  const app = await serve(options);
+  let app: Awaited<ReturnType<typeof serve>>;
+  try {
+    app = await serve(options);
+  } catch (error) {
+    const why = listenProblem(error, options.port);
+    if (!why) throw error;
+    process.stderr.write(`lrnet serve: ${why}\n`);
+    return 1;
+  }
   process.stdout.write(
     `lrnet serve: the experiment manager is at\n\n    ${app.host.url}\n\n` +
       `database ${app.services.info.databasePath}, ${app.services.info.concurrency} run${app.services.info.concurrency === 1 ? '' : 's'} at a time. Press Ctrl-C to stop (running runs are checkpointed and can be resumed).\n`,

@@ -5,10 +5,14 @@
  * it in the `x-lrnet-token` header instead. Requests without the token, from another Origin or naming another Host
  * (DNS rebinding) are refused with 403; API bodies must be JSON, at most MAX_BODY_BYTES, and match the method's
  * schema (400 with the problems otherwise).
+ *
+ * No request, however malformed, may end the process (it would interrupt every running run): each handler's
+ * errors become a 4xx/5xx answer, and a refused WebSocket upgrade gets an HTTP answer before its socket is closed.
  */
 import http from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
+import { pipeline } from 'node:stream';
 import path from 'node:path';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -85,6 +89,35 @@ function sameSecret(given: string | undefined, token: string): boolean {
   const b = Buffer.from(token);
   return a.length === b.length && timingSafeEqual(a, b);
 }
+
+/**
+ * The request target as a URL on this host, or undefined when it is not a path ("*", "http://other/", garbage).
+ * The target is appended to the origin rather than resolved against it: `new URL('//x', base)` would read "//x" as
+ * another host (and `//` throws).
+ */
+function requestUrl(target: string | undefined, origin: string): URL | undefined {
+  if (target === undefined || !target.startsWith('/')) return undefined;
+  try {
+    return new URL(origin + target);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A same-origin path for a Location header: leading slashes collapsed, so "//evil.example" stays on this host. */
+function sameOriginPath(url: URL): string {
+  return '/' + url.pathname.replace(/^[/\\]+/, '') + url.search;
+}
+
+/** An HTTP answer written straight onto a socket (a refused WebSocket upgrade); the socket is closed after it. */
+function refuseUpgrade(socket: Socket, status: number, reason: string, message: string): void {
+  if (socket.destroyed) return;
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(message) + 1}\r\nConnection: close\r\n\r\n${message}\n`, () => socket.destroy());
+}
+
+const logUnexpected = (what: string, error: unknown): void => {
+  process.stderr.write(`lrnet serve: ${what} failed unexpectedly: ${(error as Error)?.stack ?? String(error)}\n`);
+};
 
 function cookies(header: string | undefined): Map<string, string> {
   const map = new Map<string, string>();
@@ -179,10 +212,11 @@ export async function startHost(options: HostOptions): Promise<Host> {
       } catch (error) {
         return fail(res, 400, 'invalid-request', `the request body is not valid JSON: ${(error as Error).message}`);
       }
-      options.services.call(method, payload).then(
-        (result) => sendJson(res, result.ok ? 200 : STATUS_OF[result.error.code], result),
-        (error: unknown) => fail(res, 500, 'internal', (error as Error).message),
-      );
+      // Promise.resolve().then: a services object that throws instead of rejecting is answered the same way.
+      Promise.resolve()
+        .then(() => options.services.call(method, payload))
+        .then((result) => sendJson(res, result.ok ? 200 : (STATUS_OF[result.error.code] ?? 500), result))
+        .catch((error: unknown) => answerUnexpected(res, `${HTTP_API_PREFIX}${method}`, error));
     });
   };
 
@@ -197,7 +231,14 @@ export async function startHost(options: HostOptions): Promise<Host> {
       res.end('<!doctype html><title>lrnet</title><p>The UI is not built yet: run <code>npm run build:renderer</code>, then reload.</p>');
       return;
     }
-    let file = path.resolve(rendererDir, '.' + decodeURIComponent(pathname));
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(pathname);
+    } catch {
+      return fail(res, 400, 'invalid-request', 'the path is not valid percent-encoded UTF-8');
+    }
+    if (decoded.includes('\0')) return fail(res, 400, 'invalid-request', 'the path contains a NUL character');
+    let file = path.resolve(rendererDir, '.' + decoded);
     if (file !== rendererDir && !file.startsWith(rendererDir + path.sep)) {
       res.writeHead(403, securityHeaders).end();
       return;
@@ -220,17 +261,32 @@ export async function startHost(options: HostOptions): Promise<Host> {
       'cache-control': immutable ? 'private, max-age=31536000, immutable' : 'no-store',
     });
     if (req.method === 'HEAD') res.end();
-    else createReadStream(file).pipe(res);
+    // pipeline, not pipe: a read error (the file deleted since stat) must end the response, not the process.
+    else pipeline(createReadStream(file), res, () => undefined);
+  };
+
+  /** A 500 for an error no handler expected, or a cut connection when the answer had already begun. */
+  const answerUnexpected = (res: http.ServerResponse, what: string, error: unknown): void => {
+    logUnexpected(what, error);
+    try {
+      if (res.headersSent) res.destroy();
+      else fail(res, 500, 'internal', `${what} failed unexpectedly; the host logged the error`);
+    } catch {
+      res.destroy();
+    }
   };
 
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    let url: URL;
     try {
-      url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
-    } catch {
-      res.writeHead(400).end();
-      return;
+      handleRequest(req, res);
+    } catch (error) {
+      answerUnexpected(res, `${req.method} request`, error);
     }
+  });
+
+  const handleRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const url = requestUrl(req.url, `http://127.0.0.1:${port}`);
+    if (!url) return fail(res, 400, 'invalid-request', 'the request target must be a path starting with /');
     const why = refusal(req, url);
     if (why) return fail(res, 403, 'invalid-request', `forbidden: ${why}`);
     if (url.searchParams.has('token') && req.method === 'GET') {
@@ -239,7 +295,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       res.writeHead(302, {
         ...securityHeaders,
         'set-cookie': `${cookieName}=${token}; HttpOnly; SameSite=Strict; Path=/`,
-        location: url.pathname + url.search,
+        location: sameOriginPath(url),
         'cache-control': 'no-store',
       });
       res.end();
@@ -247,17 +303,28 @@ export async function startHost(options: HostOptions): Promise<Host> {
     }
     if (url.pathname.startsWith(HTTP_API_PREFIX)) return handleApi(req, res, url.pathname.slice(HTTP_API_PREFIX.length));
     serveFile(req, res, url.pathname);
-  });
+  };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
-    const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
-    const why = url.pathname !== HTTP_EVENTS_PATH ? 'unknown path' : refusal(req, url);
-    if (why) {
-      socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nforbidden: ${why}\n`);
-      return;
+    // Node hands over the socket without its error listener: a client that resets it must not end the process.
+    socket.on('error', () => socket.destroy());
+    try {
+      const url = requestUrl(req.url, `http://127.0.0.1:${port}`);
+      if (!url) return refuseUpgrade(socket, 400, 'Bad Request', 'the request target must be a path starting with /');
+      if (url.pathname !== HTTP_EVENTS_PATH) return refuseUpgrade(socket, 404, 'Not Found', `live events are at ${HTTP_EVENTS_PATH}`);
+      const why = refusal(req, url);
+      if (why) return refuseUpgrade(socket, 403, 'Forbidden', `forbidden: ${why}`);
+      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    } catch (error) {
+      logUnexpected('a WebSocket upgrade', error);
+      refuseUpgrade(socket, 500, 'Internal Server Error', 'the upgrade failed unexpectedly; the host logged the error');
     }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+  // Without a listener Node drops CONNECT requests without a word; this host is no proxy, and says so.
+  server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    refuseUpgrade(socket, 405, 'Method Not Allowed', 'this host is not a proxy');
   });
   wss.on('connection', (ws: WebSocket) => {
     const unsubscribe = options.services.subscribe((event) => {

@@ -52,7 +52,10 @@ export interface DatasetEntry<Name extends string = string> {
   readonly title: string;
   /** One sentence: what it is and where its files come from. */
   readonly description: string;
-  /** Architectures whose input this data set fits (shape and classes). */
+  /**
+   * The architectures of the paper's recipes for this data set (what the New-run form suggests); the models adapt
+   * to any input shape, so others train too (tests run the MNIST net on small image-folder crops).
+   */
   readonly architectures: readonly Architecture[];
   /** 'bundled': shipped with lrnet, needs no path; 'path': the run names a folder (or archive) of its files. */
   readonly location: 'bundled' | 'path';
