@@ -12,6 +12,7 @@ import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import {
   validateCall,
+  HEADLINE_METRIC,
   EXPORT_FORMATS,
   type ApiError,
   type ApiResult,
@@ -305,7 +306,7 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
       }
     },
     'runs.list': async (query) => {
-      const list = store.listRuns({ metric: 'test/argmax', ...query, limit: query.limit ?? 200 });
+      const list = store.listRuns({ metric: HEADLINE_METRIC, ...query, limit: query.limit ?? 200 });
       return { total: list.total, rows: list.rows.map((row) => ({ ...row, kind: kindOf(row.id) })) };
     },
     'runs.get': async ({ id }) => store.getRun(id),
