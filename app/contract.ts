@@ -12,6 +12,10 @@
 // ---------------------------------------------------------------------------------------------------------------
 // Metric catalog: every metric lrnet records, spelled once
 // ---------------------------------------------------------------------------------------------------------------
+// A new metric from an event field is three lines here: its key in METRIC_KEYS (or a ScoreField), its
+// METRIC_CATALOG entry, and where eventValues finds it in a training event. The recorder, the store, the live and
+// compare pages, the runs table and the CLI read it from these; renaming a stored key needs a migration
+// (app/store/schema.ts).
 
 /**
  * Keys of the metrics recorded from training events, by what they measure. Every key reads "<stream>/<name>" with
