@@ -10,6 +10,184 @@
  */
 
 // ---------------------------------------------------------------------------------------------------------------
+// Metric catalog: every metric lrnet records, spelled once
+// ---------------------------------------------------------------------------------------------------------------
+// A new metric from an event field is three lines here: its key in METRIC_KEYS (or a ScoreField), its
+// METRIC_CATALOG entry, and where eventValues finds it in a training event. The recorder, the store, the live and
+// compare pages, the runs table and the CLI read it from these; renaming a stored key needs a migration
+// (app/store/schema.ts).
+
+/**
+ * Keys of the metrics recorded from training events, by what they measure. Every key reads "<stream>/<name>" with
+ * a camelCase name (the event field it comes from): stream "train" is written at every optimizer step, "epoch" at
+ * each epoch's last step, "test" and "validation" at each evaluation (see scoreKey).
+ */
+export const METRIC_KEYS = {
+  /** Total loss: cross-entropy plus the regularizers. */
+  loss: 'train/loss',
+  crossEntropy: 'train/crossEntropy',
+  /** Accuracy of the stochastic net on its training batch, in [0, 1]. */
+  batchAccuracy: 'train/batchAccuracy',
+  learningRate: 'train/learningRate',
+  imagesPerSecond: 'train/imagesPerSecond',
+  /** Mean loss and training accuracy over the epoch. */
+  epochLoss: 'epoch/loss',
+  epochAccuracy: 'epoch/trainAccuracy',
+} as const;
+
+/** The data split an evaluation score was measured on. */
+export type ScoreSplit = 'test' | 'validation';
+/**
+ * An evaluation score: one of the discrete nets of LRNETS.md section 7 (EvaluationScores), or the full-precision
+ * net evaluated while pretraining.
+ */
+export type ScoreField = keyof EvaluationScores | 'fullPrecision';
+/** The discrete nets' scores in the order tables list them. */
+export const DISCRETE_SCORE_FIELDS = ['argmax', 'sampledMean', 'sampledMin', 'sampledBest', 'selected', 'expected'] as const satisfies readonly (keyof EvaluationScores)[];
+
+export type MetricKey = (typeof METRIC_KEYS)[keyof typeof METRIC_KEYS] | `${ScoreSplit}/${ScoreField}`;
+
+/** The key under which a score of an evaluation is recorded, e.g. "test/argmax". */
+export function scoreKey<S extends ScoreSplit, F extends ScoreField>(split: S, field: F): `${S}/${F}` {
+  return `${split}/${field}`;
+}
+
+/**
+ * The metric the runs table and `lrnet runs` rank by: test accuracy of the sampled net selected on validation. It
+ * is this project's counterpart of the accuracy the paper reports for the discrete net (the authors' code keeps
+ * the best of several sampled nets, chosen on the test set; LRNETS.md section 7 chooses on validation instead).
+ */
+export const HEADLINE_METRIC = scoreKey('test', 'selected');
+
+/** How one metric is stored and read. */
+export interface MetricInfo {
+  readonly key: MetricKey;
+  /** For a chart title or a legend. */
+  readonly label: string;
+  /** For a narrow table column. */
+  readonly shortLabel: string;
+  /** Unit of the stored value: "fraction" (in [0, 1]), "nats", "images/s", or "" for a plain number. */
+  readonly unit: string;
+  /**
+   * Whether its best value is its largest ('max') or smallest ('min'). Values that are not scores (the learning
+   * rate) say 'max', as for every metric outside the catalog.
+   */
+  readonly goal: 'max' | 'min';
+  /** Shown as a percentage (the stored value is a fraction). */
+  readonly percent: boolean;
+  /** When it is recorded: at every optimizer step, at each epoch's end, or at each evaluation. */
+  readonly recorded: 'step' | 'epoch' | 'evaluation';
+  /** Noisy (one value per step of a random batch): charts smooth its curve by default. */
+  readonly smooth: boolean;
+}
+
+const SCORE_NETS: Readonly<Record<ScoreField, readonly [label: string, shortLabel: string]>> = {
+  argmax: ['argmax net', 'Argmax'],
+  sampledMean: ['sampled nets (mean)', 'Sampled mean'],
+  sampledMin: ['worst sampled net', 'Worst sampled'],
+  sampledBest: ['best sampled net', 'Best sampled'],
+  selected: ['validation-selected net', 'Selected'],
+  expected: ['expected-weight net', 'Expected'],
+  fullPrecision: ['full precision (pretraining)', 'Full precision'],
+};
+
+const scoreInfo = (split: ScoreSplit, field: ScoreField): MetricInfo => ({
+  key: scoreKey(split, field),
+  label: `${split === 'test' ? 'Test' : 'Validation'} accuracy, ${SCORE_NETS[field][0]}`,
+  shortLabel: SCORE_NETS[field][1],
+  unit: 'fraction',
+  goal: 'max',
+  percent: true,
+  recorded: 'evaluation',
+  smooth: false,
+});
+
+/** Every score an evaluation records, per split. */
+const SCORE_FIELDS: readonly ScoreField[] = [...DISCRETE_SCORE_FIELDS, 'fullPrecision'];
+
+/** Every metric lrnet records: the training curves, then the scores on test, then on validation. */
+export const METRIC_CATALOG: readonly MetricInfo[] = [
+  { key: METRIC_KEYS.loss, label: 'Training loss', shortLabel: 'Loss', unit: '', goal: 'min', percent: false, recorded: 'step', smooth: true },
+  { key: METRIC_KEYS.batchAccuracy, label: 'Batch accuracy (stochastic net)', shortLabel: 'Batch acc', unit: 'fraction', goal: 'max', percent: true, recorded: 'step', smooth: true },
+  { key: METRIC_KEYS.crossEntropy, label: 'Training cross-entropy', shortLabel: 'Cross-entropy', unit: 'nats', goal: 'min', percent: false, recorded: 'step', smooth: true },
+  { key: METRIC_KEYS.learningRate, label: 'Learning rate', shortLabel: 'LR', unit: '', goal: 'max', percent: false, recorded: 'step', smooth: false },
+  { key: METRIC_KEYS.imagesPerSecond, label: 'Throughput (images/s)', shortLabel: 'Images/s', unit: 'images/s', goal: 'max', percent: false, recorded: 'step', smooth: true },
+  { key: METRIC_KEYS.epochLoss, label: 'Epoch mean loss', shortLabel: 'Epoch loss', unit: '', goal: 'min', percent: false, recorded: 'epoch', smooth: false },
+  { key: METRIC_KEYS.epochAccuracy, label: 'Epoch training accuracy (stochastic net)', shortLabel: 'Epoch acc', unit: 'fraction', goal: 'max', percent: true, recorded: 'epoch', smooth: false },
+  ...SCORE_FIELDS.map((field) => scoreInfo('test', field)),
+  ...SCORE_FIELDS.map((field) => scoreInfo('validation', field)),
+];
+
+const CATALOG_BY_KEY: ReadonlyMap<string, MetricInfo> = new Map(METRIC_CATALOG.map((m) => [m.key, m]));
+
+/** The catalog entry of a key, or undefined for a metric lrnet does not record (another tool's, or a typo). */
+export function metricInfo(key: string): MetricInfo | undefined {
+  return CATALOG_BY_KEY.get(key);
+}
+
+/**
+ * Whether bigger is better for a metric: the catalog's goal, and 'max' for a key outside the catalog (ranked like
+ * an accuracy; a query can pass its own goal).
+ */
+export function metricGoal(key: string): 'max' | 'min' {
+  return metricInfo(key)?.goal ?? 'max';
+}
+
+/**
+ * Per-layer weight statistics of a discrete evaluation (LayerStats), as people read them. The engine reports the
+ * entropy in bits (meanEntropyBits); the recorder stores it in nats, the unit named here.
+ */
+export const LAYER_STATISTICS = {
+  fracZero: { label: 'Fraction of zero weights', unit: 'fraction' },
+  meanEntropy: { label: 'Mean weight entropy', unit: 'nats' },
+} as const;
+
+/** One metric value that a training event carries. */
+export interface EventMetric {
+  readonly key: MetricKey;
+  readonly step: number;
+  readonly value: number;
+}
+
+function eventValues(event: TrainingEvent): readonly (readonly [MetricKey, number | null])[] {
+  switch (event.type) {
+    case 'step':
+      return [
+        [METRIC_KEYS.loss, event.loss],
+        [METRIC_KEYS.crossEntropy, event.crossEntropy],
+        [METRIC_KEYS.batchAccuracy, event.batchAccuracy],
+        [METRIC_KEYS.learningRate, event.learningRate],
+        [METRIC_KEYS.imagesPerSecond, event.imagesPerSecond],
+      ];
+    case 'epoch':
+      return [
+        [METRIC_KEYS.epochLoss, event.meanLoss],
+        [METRIC_KEYS.epochAccuracy, event.trainAccuracy],
+      ];
+    case 'evaluation':
+      if (event.phase === 'pretrain') {
+        return [
+          [scoreKey('test', 'fullPrecision'), event.fullPrecision.test],
+          [scoreKey('validation', 'fullPrecision'), event.fullPrecision.validation],
+        ];
+      }
+      return (['test', 'validation'] as const).flatMap((split) => DISCRETE_SCORE_FIELDS.map((field) => [scoreKey(split, field), event.discrete[split][field]] as const));
+    default:
+      return [];
+  }
+}
+
+/**
+ * The metric values a training event carries, under their catalog keys: what the recorder stores and what the
+ * live page adds to its curves, so both read an event the same way. Scores the event leaves null are left out; a
+ * NaN loss stays NaN (the store keeps it as a gap).
+ */
+export function metricsOfEvent(event: TrainingEvent): EventMetric[] {
+  const step = 'step' in event ? event.step : 0;
+  return eventValues(event).flatMap(([key, value]) => (value === null ? [] : [{ key, step, value }]));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Results and errors
 // ---------------------------------------------------------------------------------------------------------------
 

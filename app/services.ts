@@ -13,6 +13,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import {
   validateCall,
   s,
+  HEADLINE_METRIC,
   EXPORT_FORMATS,
   MAX_SERIES_PER_REQUEST,
   MAX_SERIES_POINTS,
@@ -362,7 +363,7 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
     'app.info': async () => info,
     'config.validate': async ({ config }) => ({ problems: parseRequestConfig(config).problems }),
     'runs.list': async (query) => {
-      const list = store.listRuns({ metric: 'test/argmax', ...query, limit: query.limit ?? 200 });
+      const list = store.listRuns({ metric: HEADLINE_METRIC, ...query, limit: query.limit ?? 200 });
       return { total: list.total, rows: list.rows.map((row) => ({ ...row, kind: kindOf(row.id) })) };
     },
     'runs.get': async ({ id }) => store.getRun(id),

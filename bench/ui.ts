@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
 import { chromium } from 'playwright-core';
+import { METRIC_KEYS } from '../app/contract.ts';
 import { serve } from '../app/host/command.ts';
 import { openStore, type LayerStats } from '../app/store/index.ts';
 import { PRESETS } from '../engine/config.ts';
@@ -64,8 +65,8 @@ for (let i = 0; i < RUNS; i++) {
     for (let step = 1; step <= POINTS; step++) {
       const decay = Math.exp(-step / (POINTS / 4));
       const noise = 0.15 * Math.sin(step * 0.37 + i) * Math.cos(step * 0.011);
-      writer.write('train/loss', step, 0.3 + 2 * decay + noise * decay + 0.02 * (i % 7), { epoch: step / 100, wallTime: t0 + step * 100 });
-      writer.write('train/batch_accuracy', step, 0.98 - 0.9 * decay + 0.05 * noise, { epoch: step / 100, wallTime: t0 + step * 100 });
+      writer.write(METRIC_KEYS.loss, step, 0.3 + 2 * decay + noise * decay + 0.02 * (i % 7), { epoch: step / 100, wallTime: t0 + step * 100 });
+      writer.write(METRIC_KEYS.batchAccuracy, step, 0.98 - 0.9 * decay + 0.05 * noise, { epoch: step / 100, wallTime: t0 + step * 100 });
     }
     writer.close();
     for (let e = 1; e <= 10; e++) {

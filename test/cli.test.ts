@@ -147,6 +147,9 @@ describe('lrnet CLI', () => {
     for (const text of [`run ${firstId} "first": completed`, 'dataset mnist-sample', 'backend wasm', 'lr.learningRate', 'last evaluation', 'weights per layer', 'conv1', 'checkpoints:', 'baseline, cli', 'reference run']) {
       expect(show.stdout).toContain(text);
     }
+    // Metrics under the catalog's keys; what it marks as a percentage prints as one, the rest as numbers.
+    expect(show.stdout).toMatch(/\n\s+train\/batchAccuracy\s+\d+\s+\d+\.\d\d% @\d+/);
+    expect(show.stdout).toMatch(/\n\s+train\/imagesPerSecond\s+\d+\s+[\d.]+ @\d+/);
     const detail = lastJson((await lrnet(['show', firstId, '--json'])).stdout) as { evaluations: { layerStats: unknown[] }[]; notes: { text: string }[]; tags: string[] };
     expect(detail.evaluations).toHaveLength(1);
     expect(detail.evaluations[0]!.layerStats).toHaveLength(3);

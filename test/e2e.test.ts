@@ -127,7 +127,7 @@ describe('the app in a browser', () => {
     await page.getByTestId('compare-selected').click();
     await page.getByRole('heading', { name: 'Compare' }).waitFor();
     await expect.poll(() => page.locator('.chart canvas').count()).toBeGreaterThanOrEqual(4);
-    await expect.poll(() => page.locator('table.config td.mono').first().textContent()).toBe('run.seed');
+    await expect.poll(() => page.locator('table.config td.mono').first().textContent()).toBe('seed');
     await page.waitForTimeout(500);
     await shot('compare');
     await scrollContent();

@@ -4,7 +4,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, SCHEMA_VERSION, StoreError } from '../app/store/index.ts';
-import { APPLICATION_ID, migrate, MIGRATIONS, schemaVersion } from '../app/store/schema.ts';
+import { APPLICATION_ID, METRIC_KEY_RENAMES_V3, migrate, MIGRATIONS, schemaVersion } from '../app/store/schema.ts';
+import { METRIC_KEYS, metricInfo } from '../app/contract.ts';
 
 let dir: string;
 let file: string;
@@ -79,6 +80,55 @@ const FIXTURES: Record<number, { seed(db: Database.Database): void; check(db: Da
       expect(db.prepare(`SELECT value FROM metrics WHERE run_id = 'abcd0001'`).pluck().get()).toBe(0.97);
     },
   },
+  3: {
+    seed(db) {
+      db.prepare(
+        `INSERT INTO runs (id, name, status, created_at, preset, config, seed, app_version)
+         VALUES ('abcd0001', 'before the rename', 'completed', 1, 'mnist-ternary', '{}', 1, '0.1.0'),
+                ('abcd0002', 'another', 'completed', 2, 'mnist-ternary', '{}', 2, '0.1.0')`,
+      ).run();
+      const point = db.prepare(`INSERT INTO metrics (run_id, key, step, phase, epoch, wall_time, value) VALUES (?, ?, ?, 'lr', ?, ?, ?)`);
+      const summary = db.prepare(
+        `INSERT INTO metric_summary (run_id, key, count, min_value, min_step, max_value, max_step, last_step, last_value)
+         VALUES (?, ?, 2, ?, 1, ?, 2, 2, ?)`,
+      );
+      for (const run of ['abcd0001', 'abcd0002']) {
+        for (const [key] of METRIC_KEY_RENAMES_V3) {
+          point.run(run, key, 1, 0.5, 100, 0.25);
+          point.run(run, key, 2, 1, 200, null); // a NaN
+          summary.run(run, key, 0.25, 0.25, null);
+        }
+        // Keys already in the new spelling, and one lrnet never wrote, stay as they are.
+        point.run(run, 'train/loss', 1, 0.5, 100, 2.3);
+        point.run(run, 'test/argmax', 2, 1, 200, 0.97);
+        point.run(run, 'custom/my_metric', 1, 0.5, 100, 7);
+        summary.run(run, 'train/loss', 2.3, 2.3, 2.3);
+      }
+    },
+    check(db) {
+      const keys = (table: string, run: string) =>
+        db.prepare(`SELECT DISTINCT key FROM ${table} WHERE run_id = ? ORDER BY key`).pluck().all(run);
+      for (const run of ['abcd0001', 'abcd0002']) {
+        expect(keys('metrics', run)).toEqual([
+          'custom/my_metric', 'epoch/trainAccuracy', 'test/argmax', 'train/batchAccuracy', 'train/crossEntropy',
+          'train/imagesPerSecond', 'train/learningRate', 'train/loss',
+        ]);
+        expect(keys('metric_summary', run)).toEqual([
+          'epoch/trainAccuracy', 'train/batchAccuracy', 'train/crossEntropy', 'train/imagesPerSecond', 'train/learningRate', 'train/loss',
+        ]);
+      }
+      // Every point moved with its step, phase, epoch, time and value (NaN stays NULL).
+      expect(
+        db.prepare(`SELECT step, phase, epoch, wall_time, value FROM metrics WHERE run_id = 'abcd0002' AND key = 'train/batchAccuracy' ORDER BY step`).all(),
+      ).toEqual([
+        { step: 1, phase: 'lr', epoch: 0.5, wall_time: 100, value: 0.25 },
+        { step: 2, phase: 'lr', epoch: 1, wall_time: 200, value: null },
+      ]);
+      expect(db.prepare(`SELECT count(*) FROM metrics`).pluck().get()).toBe(2 * (2 * METRIC_KEY_RENAMES_V3.length + 3));
+      // The new keys are exactly the catalog's.
+      for (const [, to] of METRIC_KEY_RENAMES_V3) expect(metricInfo(to)?.key).toBe(to);
+    },
+  },
 };
 
 describe('migrations', () => {
@@ -119,6 +169,37 @@ describe('migrations', () => {
     const check = new Database(file, { readonly: true });
     expect(schemaVersion(check)).toBe(SCHEMA_VERSION);
     check.close();
+  });
+
+  it('openStore reads the curves of a version-2 database under the catalog keys', () => {
+    const db = rawDb();
+    migrate(db, 2);
+    FIXTURES[3]!.seed(db);
+    db.close();
+    const store = openStore(file);
+    try {
+      expect(store.metricStats('abcd0001', METRIC_KEYS.batchAccuracy)).toMatchObject({ count: 2, goal: 'max', best: 0.25, lastStep: 2 });
+      expect(store.metricSeries('abcd0001', METRIC_KEYS.imagesPerSecond, { maxPoints: 0 }).steps).toEqual([1, 2]);
+      expect(store.metricStats('abcd0001', 'train/batch_accuracy')).toBeUndefined();
+      expect(store.listRuns({ metric: METRIC_KEYS.crossEntropy, sort: 'best' }).rows[0]!.metric).toMatchObject({ key: 'train/crossEntropy', best: 0.25 });
+    } finally {
+      store.close();
+    }
+  });
+
+  it('leaves a database at version 2, rows untouched, when a renamed key is already there', () => {
+    const db = rawDb();
+    try {
+      migrate(db, 2);
+      FIXTURES[3]!.seed(db);
+      db.prepare(`INSERT INTO metrics (run_id, key, step, wall_time, value) VALUES ('abcd0001', 'train/batchAccuracy', 1, 5, 0.5)`).run();
+      const before = db.prepare(`SELECT * FROM metrics ORDER BY run_id, key, step`).all();
+      expect(() => migrate(db, 3)).toThrow(/UNIQUE constraint failed/);
+      expect(schemaVersion(db)).toBe(2);
+      expect(db.prepare(`SELECT * FROM metrics ORDER BY run_id, key, step`).all()).toEqual(before);
+    } finally {
+      db.close();
+    }
   });
 
   it('makes every ordinary table STRICT', () => {

@@ -193,7 +193,7 @@ describe('RunsTableState', () => {
     expect(client.callsOf('runs.list')).toHaveLength(3);
   });
 
-  it('asks for the argmax metric, the sort and the filters; the same column twice flips the order', async () => {
+  it('asks for the headline metric, the sort and the filters; the same column twice flips the order', async () => {
     const client = tableClient(5);
     const table = new runs.RunsTableState(client, new ManualScheduler());
     table.sortBy('best');
@@ -205,7 +205,8 @@ describe('RunsTableState', () => {
     table.setTag('baseline');
     await tick();
     const last = client.callsOf('runs.list').at(-1);
-    expect(last).toMatchObject({ metric: 'test/argmax', sort: 'best', order: 'asc', status: ['running'], tag: ['baseline'], offset: 0, limit: 100 });
+    // The headline metric, as `lrnet runs` ranks by it: the validation-selected sampled net's test accuracy.
+    expect(last).toMatchObject({ metric: 'test/selected', sort: 'best', order: 'asc', status: ['running'], tag: ['baseline'], offset: 0, limit: 100 });
   });
 
   it('drops answers to a query that was replaced while they were on their way', async () => {
@@ -339,7 +340,7 @@ describe('LiveRunState', () => {
       .on('runs.get', () => ok(detail('r1', { status: 'running', progress: 0.25, metrics: [{ key: 'train/loss', count: 10, goal: 'min', best: 0.5, bestStep: 9, last: 0.6, lastStep: 10 }] })))
       .on('runs.series', () => ok([
         seriesOf('r1', 'train/loss', [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [2, 1.8, 1.5, 1.2, 1, 0.9, 0.8, 0.7, 0.5, 0.6]),
-        seriesOf('r1', 'train/batch_accuracy', [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.9]),
+        seriesOf('r1', 'train/batchAccuracy', [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.9]),
         seriesOf('r1', 'test/argmax', [10], [0.8]),
         seriesOf('r1', 'test/expected', [10], [0.85]),
       ]))
@@ -351,6 +352,7 @@ describe('LiveRunState', () => {
     const run = new liverun.LiveRunState(liveClient(), 'r1', new ManualScheduler());
     await run.load();
     expect(run.curves.steps).toHaveLength(10);
+    expect(run.curves.batchAccuracy.slice(0, 3)).toEqual([0.1, 0.2, 0.3]);
     expect(run.evaluations.expected).toEqual([0.85]);
     expect(run.progress).toMatchObject({ step: 10, totalSteps: 40, fraction: 0.25 });
     expect(run.log[0]!.text).toBe('started');
@@ -360,6 +362,7 @@ describe('LiveRunState', () => {
     run.handle({ ...step(12), runId: 'someone-else' } as LiveEvent);
     expect(run.curves.steps.at(-1)).toBe(11);
     expect(run.curves.steps).toHaveLength(11);
+    expect([run.curves.loss.at(-1), run.curves.batchAccuracy.at(-1)]).toEqual([0.55, 0.5]);
     expect(run.version).toBe(version + 1);
     expect(run.progress).toMatchObject({ step: 11, etaSeconds: 12, imagesPerSecond: 250, phase: 'lr' });
     expect(run.canStop).toBe(true);
@@ -445,11 +448,31 @@ describe('CompareState', () => {
   it('shows only the differing settings by default, all of them on request', async () => {
     const c = new compare.CompareState(compareClient(), new ManualScheduler());
     await c.load(['a', 'b']);
-    expect(c.configRows.map((r) => r.key)).toEqual(['batchSize', 'run.seed', 'seed']);
+    expect(c.configRows.map((r) => r.key)).toEqual(['batchSize', 'seed']);
+    expect(c.configRows.find((r) => r.key === 'seed')!.values).toEqual(['1', '2']);
     expect(c.configRows.find((r) => r.key === 'batchSize')!.values).toEqual(['100', '50']);
     c.diffOnly = false;
     expect(c.configRows.length).toBeGreaterThan(20);
     expect(c.configRows.find((r) => r.key === 'kind')).toEqual({ key: 'kind', values: ['ternary', 'ternary'], differs: false });
+  });
+
+  it('shows the seed once when only the seed differs', async () => {
+    const sameButSeed = detail('c', { name: 'gamma', seed: 3, config: { ...PRESETS['mnist-ternary-quick'], seed: 3 } as unknown as Record<string, unknown> });
+    const c = new compare.CompareState(new FakeClient().on('runs.getMany', () => ok([a, sameButSeed])).on('runs.series', () => ok([])), new ManualScheduler());
+    await c.load(['a', 'c']);
+    expect(c.configRows).toEqual([{ key: 'seed', values: ['1', '3'], differs: true }]);
+    expect(c.toCsv().split('\r\n')[0]!.split(',').filter((h) => h.includes('seed'))).toEqual(['seed', 'config seed']);
+  });
+
+  it('offers every catalog metric, labelled and smoothed as the catalog says', async () => {
+    expect(compare.COMPARE_METRICS.map((m) => m.key)).toEqual(expect.arrayContaining(['train/loss', 'train/batchAccuracy', 'test/selected', 'validation/argmax']));
+    const c = new compare.CompareState(compareClient(), new ManualScheduler());
+    await c.load(['a', 'b']);
+    expect(c.metrics).toEqual(['train/loss', 'train/batchAccuracy', 'test/argmax', 'test/expected']);
+    c.smoothing = 0.5;
+    // The batch accuracy is smoothed (recorded every step), the test accuracy is not.
+    expect(c.lines('train/batchAccuracy')[0]!.ys[1]).not.toBeCloseTo(0.6);
+    expect(c.lines('test/argmax')[0]!.ys).toEqual([0.5, 0.6, 0.7, 0.8]);
   });
 
   it('computes the discretization gap, per-layer rows and export status', async () => {

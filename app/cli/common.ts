@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { metricInfo } from '../contract.ts';
 import { defaultDatabasePath, openStore, type Store } from '../store/index.ts';
 
 /** Wrong command-line arguments; every problem is listed and the command exits with code 2. */
@@ -109,11 +110,14 @@ export function percentOrDash(value: number | null | undefined): string {
   return value === null || value === undefined || Number.isNaN(value) ? '-' : `${(value * 100).toFixed(2)}%`;
 }
 
-/** A metric value for a table: accuracies and other fractions as percentages, anything else with 4 significant digits. */
+/**
+ * A metric value for a table: what the metric catalog marks as a percentage (accuracies) as one, anything else,
+ * including a key outside the catalog, with 4 significant digits.
+ */
 export function formatMetric(key: string, value: number | null | undefined): string {
   if (value === null || value === undefined) return '-';
   if (Number.isNaN(value)) return 'NaN';
-  if (/(^|\/)(test|validation)\/|accuracy/.test(key) && value >= 0 && value <= 1) return percentOrDash(value);
+  if (metricInfo(key)?.percent && value >= 0 && value <= 1) return percentOrDash(value);
   return Number(value.toPrecision(4)).toString();
 }
 

@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { DISCRETE_SCORE_FIELDS, HEADLINE_METRIC, LAYER_STATISTICS, METRIC_KEYS, scoreKey, type MetricKey } from '../contract.ts';
 import { defaultDatabasePath, metricGoal, RUN_STATUSES, type JsonValue, type MetricStats, type RunDetail, type RunSortKey, type RunStatus, type Store } from '../store/index.ts';
 import { deleteRunFiles } from '../runs/manager.ts';
 import {
@@ -21,15 +22,19 @@ import {
 } from './common.ts';
 import { formatDuration } from './progress.ts';
 
-/** The metric `runs` ranks by unless told otherwise: test accuracy of the sampled net selected on validation. */
-const DEFAULT_METRIC = 'test/selected';
+/** The metric `runs` ranks by unless told otherwise: the headline metric, as the runs table shows it. */
+const DEFAULT_METRIC = HEADLINE_METRIC;
 const SORT_KEYS: readonly RunSortKey[] = [
   'created', 'started', 'finished', 'duration', 'name', 'status', 'preset', 'seed', 'dataset', 'backend', 'adapter', 'progress', 'best', 'last',
 ];
 /** Metrics `compare` reports when any of the runs has them. */
-const COMPARED_METRICS = [
-  'test/selected', 'test/argmax', 'test/expected', 'test/sampledMean', 'validation/selected', 'test/fullPrecision',
-  'epoch/train_accuracy', 'epoch/loss', 'train/images_per_second',
+const COMPARED_METRICS: readonly MetricKey[] = [
+  ...(['selected', 'argmax', 'expected', 'sampledMean'] as const).map((field) => scoreKey('test', field)),
+  scoreKey('validation', 'selected'),
+  scoreKey('test', 'fullPrecision'),
+  METRIC_KEYS.epochAccuracy,
+  METRIC_KEYS.epochLoss,
+  METRIC_KEYS.imagesPerSecond,
 ];
 
 function json(value: unknown): void {
@@ -52,7 +57,7 @@ Lists runs, newest first.
   --tag TAG            runs with this tag (repeatable: all of them)
   --search TEXT        full-text search over name, tags, notes, preset, status and config; words match as prefixes,
                        "field:word" searches one field, "quoted words" a phrase
-  --metric KEY         metric shown as best/last (default ${DEFAULT_METRIC}; e.g. test/argmax, train/loss)
+  --metric KEY         metric shown as best/last (default ${DEFAULT_METRIC}; e.g. ${scoreKey('test', 'argmax')}, ${METRIC_KEYS.loss})
   --sort KEY           ${SORT_KEYS.join(', ')} (default created)
   --order asc|desc     (default: desc; asc for name, preset and dataset, and best/last of a loss)
   --limit N            at most N runs (default 50)
@@ -84,7 +89,7 @@ export async function runsCommand(args: readonly string[]): Promise<number> {
   if (v.order !== undefined && v.order !== 'asc' && v.order !== 'desc') problems.push(`--order: expected asc or desc, got "${v.order}"`);
   const limit = v.limit === undefined ? 50 : Number(v.limit);
   if (!Number.isInteger(limit) || limit < 1) problems.push(`--limit: expected an integer >= 1, got "${v.limit}"`);
-  if (v.metric !== undefined && v.metric.trim() === '') problems.push('--metric: expected a metric key such as test/argmax');
+  if (v.metric !== undefined && v.metric.trim() === '') problems.push(`--metric: expected a metric key such as ${DEFAULT_METRIC}`);
   if (problems.length > 0) throw new UsageError(problems);
 
   const metric = v.metric ?? DEFAULT_METRIC;
@@ -180,11 +185,11 @@ function describeRun(run: RunDetail): string {
   const last = run.evaluations.at(-1);
   if (last) {
     out.push('', `last evaluation (step ${last.step}, ${last.phase ?? '?'} epoch ${last.epoch ?? '?'}, ${run.evaluations.length} in all):`);
-    const fields = ['argmax', 'sampledMean', 'sampledMin', 'sampledBest', 'selected', 'expected'] as const;
+    const fields = DISCRETE_SCORE_FIELDS;
     const rows = (['validation', 'test'] as const).map((split) => [split, ...fields.map((f) => percentOrDash(last[split][f]))]);
     out.push(indent(formatTable(['', 'argmax', 'sampled mean', 'sampled min', 'sampled best', 'selected', 'expected'], rows, [1, 2, 3, 4, 5, 6])));
     if (last.layerStats.length > 0) {
-      out.push('', 'weights per layer (fraction of most probable values; mean entropy in nats):');
+      out.push('', `weights per layer (fraction of most probable values; mean entropy in ${LAYER_STATISTICS.meanEntropy.unit}):`);
       const layerRows = last.layerStats.map((l) => [l.layer, l.kind, percentOrDash(l.fracMinus), percentOrDash(l.fracZero), percentOrDash(l.fracPlus), l.meanEntropy.toFixed(3)]);
       out.push(indent(formatTable(['layer', 'kind', '-1', '0', '+1', 'entropy'], layerRows, [2, 3, 4, 5])));
     }

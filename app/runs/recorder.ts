@@ -13,7 +13,7 @@ import type { TrainingConfig } from '../../engine/config.ts';
 import type { LayerWeightStatistics, SplitAccuracies } from '../../engine/evaluate.ts';
 import type { Phase, TrainingEvent } from '../../engine/train.ts';
 import { currentHost, type EvaluationScores, type LayerStats, type MetricWriter, type RunRecord, type Store } from '../store/index.ts';
-import { METRIC_KEYS } from './types.ts';
+import { metricsOfEvent } from '../contract.ts';
 
 /**
  * Buffered metrics are committed at most this long after they arrive: a process killed mid-run loses at most this
@@ -49,7 +49,7 @@ function scores(a: SplitAccuracies): EvaluationScores {
   };
 }
 
-/** Per-layer statistics as the store keeps them (entropy in nats; the engine reports bits). */
+/** Per-layer statistics as the store keeps them: entropy in nats (LAYER_STATISTICS), the engine reports bits. */
 export function layerStats(layers: readonly LayerWeightStatistics[]): LayerStats[] {
   return layers.map((l) => ({
     layer: l.layer,
@@ -134,31 +134,22 @@ export class RunRecorder {
         this.stepsPerEpoch = event.stepsPerEpoch;
         return;
       case 'step': {
-        const extra = { epoch: this.fractionalEpoch(event.phase, event.step), phase: event.phase };
-        const w = this.writer;
-        w.write(METRIC_KEYS.loss, event.step, event.loss, extra);
-        w.write(METRIC_KEYS.crossEntropy, event.step, event.crossEntropy, extra);
-        w.write(METRIC_KEYS.batchAccuracy, event.step, event.batchAccuracy, extra);
-        w.write(METRIC_KEYS.learningRate, event.step, event.learningRate, extra);
-        w.write(METRIC_KEYS.imagesPerSecond, event.step, event.imagesPerSecond, extra);
+        this.writeMetrics(event, { epoch: this.fractionalEpoch(event.phase, event.step), phase: event.phase });
         this.lastStep = event.step;
         this.progress = event.totalSteps > 0 ? event.step / event.totalSteps : null;
         if (this.now() - this.lastProgressWrite >= PROGRESS_INTERVAL_MS) this.writeProgress();
         return;
       }
       case 'epoch': {
-        const extra = { epoch: event.epoch, phase: event.phase };
-        this.writer.write(METRIC_KEYS.epochLoss, event.step, event.meanLoss, extra);
-        this.writer.write(METRIC_KEYS.epochAccuracy, event.step, event.trainAccuracy, extra);
+        this.writeMetrics(event, { epoch: event.epoch, phase: event.phase });
         this.writeProgress();
         return;
       }
       case 'evaluation':
         if (event.phase === 'pretrain') {
-          const extra = { epoch: event.epoch, phase: event.phase };
-          this.writer.write(METRIC_KEYS.testFullPrecision, event.step, event.fullPrecision.test, extra);
-          this.writer.write(METRIC_KEYS.validationFullPrecision, event.step, event.fullPrecision.validation, extra);
+          this.writeMetrics(event, { epoch: event.epoch, phase: event.phase });
         } else {
+          // The store records the scores as metrics too, under the keys metricsOfEvent gives them.
           this.store.addEvaluation(this.runId, {
             step: event.step,
             epoch: event.epoch,
@@ -183,6 +174,11 @@ export class RunRecorder {
       case 'evaluating':
         return;
     }
+  }
+
+  /** Buffers the event's metrics (a step event: five pushes into the writer's columns). */
+  private writeMetrics(event: TrainingEvent, extra: { epoch: number | null; phase: Phase }): void {
+    for (const m of metricsOfEvent(event)) this.writer.write(m.key, m.step, m.value, extra);
   }
 
   /** Epochs into the current phase at the end of global step `step`, e.g. 2.5 halfway through the third epoch. */

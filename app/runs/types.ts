@@ -79,22 +79,5 @@ export class RunManagerError extends Error {
   }
 }
 
-/**
- * Metric keys the recorder writes, besides the evaluation scores that Store.addEvaluation records as
- * "test/<field>" and "validation/<field>" (argmax, sampledMean, sampledMin, sampledBest, selected, expected).
- */
-export const METRIC_KEYS = {
-  /** Per step: total loss (cross-entropy plus regularizers). */
-  loss: 'train/loss',
-  crossEntropy: 'train/cross_entropy',
-  /** Per step: accuracy of the stochastic net on its training batch, in [0, 1]. */
-  batchAccuracy: 'train/batch_accuracy',
-  learningRate: 'train/learning_rate',
-  imagesPerSecond: 'train/images_per_second',
-  /** Per epoch (at the epoch's last step): mean loss and training accuracy over the epoch. */
-  epochLoss: 'epoch/loss',
-  epochAccuracy: 'epoch/train_accuracy',
-  /** Pretraining evaluations: accuracy of the full-precision net. */
-  testFullPrecision: 'test/fullPrecision',
-  validationFullPrecision: 'validation/fullPrecision',
-} as const;
+/** Metric keys of the training curves; the metric catalog in app/contract.ts defines them and every score. */
+export { METRIC_KEYS } from '../contract.ts';

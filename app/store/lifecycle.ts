@@ -1,5 +1,5 @@
 /** Which run status changes are allowed, and what counts as finished. */
-import type { MetricGoal, RunStatus } from './types.ts';
+import type { RunStatus } from './types.ts';
 
 /** Statuses a run ends in; it only leaves them when resumed explicitly. */
 export const FINISHED_STATUSES: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'stopped', 'interrupted']);
@@ -27,10 +27,5 @@ export function transitionError(from: RunStatus, to: RunStatus, resume: boolean)
   return `a ${from} run cannot become ${to}`;
 }
 
-/**
- * Whether bigger is better for a metric, guessed from its name: losses, errors, entropies and times are minimized,
- * everything else (accuracies, rewards) maximized. Queries can override it.
- */
-export function metricGoal(key: string): MetricGoal {
-  return /(loss|error|err$|entropy|nll|perplexity|time|latency|_ms$|seconds)/i.test(key) ? 'min' : 'max';
-}
+/** Whether bigger is better for a metric: the metric catalog's goal (app/contract.ts), 'max' outside it. */
+export { metricGoal } from '../contract.ts';

@@ -182,10 +182,35 @@ function createSearchIndex(db: Database.Database): void {
   `);
 }
 
+/**
+ * Version 3: metric keys in one spelling, "<stream>/<camelCase name>" as the metric catalog (app/contract.ts) has
+ * them; until version 2 the training curves were snake_case beside camelCase scores. Written out here, not read
+ * from the catalog: a migration must keep doing what it did when it shipped. One pass over each table; should a
+ * new key already exist for a run (no lrnet wrote one before this migration), the primary key refuses the rename
+ * and the transaction leaves the file at version 2, nothing lost.
+ */
+export const METRIC_KEY_RENAMES_V3: readonly (readonly [from: string, to: string])[] = [
+  ['train/cross_entropy', 'train/crossEntropy'],
+  ['train/batch_accuracy', 'train/batchAccuracy'],
+  ['train/learning_rate', 'train/learningRate'],
+  ['train/images_per_second', 'train/imagesPerSecond'],
+  ['epoch/train_accuracy', 'epoch/trainAccuracy'],
+];
+
+function renameMetricKeys(db: Database.Database): void {
+  const cases = METRIC_KEY_RENAMES_V3.map(() => 'WHEN ? THEN ?').join(' ');
+  const olds = METRIC_KEY_RENAMES_V3.map(() => '?').join(', ');
+  const params = [...METRIC_KEY_RENAMES_V3.flat(), ...METRIC_KEY_RENAMES_V3.map(([from]) => from)];
+  for (const table of ['metrics', 'metric_summary']) {
+    db.prepare(`UPDATE ${table} SET key = CASE key ${cases} END WHERE key IN (${olds})`).run(...params);
+  }
+}
+
 /** Every schema version in order; the array index + 1 is the version. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, description: 'runs, metrics, evaluations, checkpoints, artifacts, tags, notes', up: createCoreTables },
   { version: 2, description: 'full-text search over runs', up: createSearchIndex },
+  { version: 3, description: 'metric keys in one spelling (train/batchAccuracy, ...)', up: renameMetricKeys },
 ];
 
 /** The schema version this build writes. */

@@ -4,6 +4,7 @@
  * not help there), whereas IMMEDIATE waits for the write lock up front.
  */
 import type Database from 'better-sqlite3';
+import { HEADLINE_METRIC, scoreKey, type ScoreSplit } from '../contract.ts';
 import { flattenConfig, diffFlattened } from './config-diff.ts';
 import { decimateMinMax } from './downsample.ts';
 import { StoreError } from './errors.ts';
@@ -490,7 +491,7 @@ export class SqliteStore implements Store {
     const sort = query.sort ?? 'created';
     let sortSql: string;
     if (sort === 'best' || sort === 'last') {
-      if (metric === undefined) throw new StoreError('invalid-argument', `sorting by ${sort} needs a metric (e.g. test/argmax)`);
+      if (metric === undefined) throw new StoreError('invalid-argument', `sorting by ${sort} needs a metric (e.g. ${HEADLINE_METRIC})`);
       sortSql = sort === 'best' ? bestValue : 's.last_value';
     } else if (Object.hasOwn(SORT_COLUMNS, sort)) {
       sortSql = SORT_COLUMNS[sort];
@@ -842,18 +843,18 @@ export class SqliteStore implements Store {
       now: this.now(),
       layerStats: anyJson(evaluation.layerStats ?? [], 'layerStats'),
     };
-    // Mirror the scores into metrics so listRuns can rank runs by, say, test/argmax.
+    // Mirror the scores into metrics (keys from the metric catalog) so listRuns can rank runs by, say, test/selected.
     const points = emptyBatch();
-    const sets: [string, string, EvaluationScores | null | undefined][] = [
+    const sets: [string, ScoreSplit, EvaluationScores | null | undefined][] = [
       ['', 'test', evaluation.test],
       ['val_', 'validation', evaluation.validation],
     ];
-    for (const [prefix, metricPrefix, scores] of sets) {
+    for (const [prefix, split, scores] of sets) {
       for (const field of EVALUATION_SCORE_FIELDS) {
-        const value = optionalNumber(scores?.[field], `${metricPrefix}.${field}`);
+        const value = optionalNumber(scores?.[field], `${split}.${field}`);
         params[prefix + SCORE_COLUMNS[field]] = value;
         if (value !== null) {
-          const key = `${metricPrefix}/${field}`;
+          const key = scoreKey(split, field);
           checkPoint(key, step, value, epoch);
           points.keys.push(key);
           points.steps.push(step);

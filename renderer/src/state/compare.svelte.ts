@@ -3,28 +3,21 @@
  * table (optionally only what differs), final and best metrics, the discretization gap, per-layer statistics side
  * by side and export status, plus the comparison as CSV.
  */
-import type { ApiClient, LiveEvent, MetricSeries, RunDetail } from '../../../app/contract.ts';
+import type { ApiClient, LiveEvent, MetricInfo, MetricKey, MetricSeries, RunDetail } from '../../../app/contract.ts';
+import { METRIC_CATALOG, METRIC_KEYS, metricInfo, scoreKey } from '../../../app/contract.ts';
 import { discretizationGap, ema, inferStepsPerEpoch, runColor, xValues, type XAxis } from '../lib/series.ts';
 import { toCsv } from '../lib/csv.ts';
 import { realScheduler, type Scheduler } from './runs.svelte.ts';
 
-/** Metrics a person can overlay, with labels; the first four are shown at first. */
-export const COMPARE_METRICS: readonly { key: string; label: string; percent: boolean; smooth: boolean }[] = [
-  { key: 'train/loss', label: 'Training loss', percent: false, smooth: true },
-  { key: 'train/batch_accuracy', label: 'Batch accuracy (stochastic net)', percent: true, smooth: true },
-  { key: 'test/argmax', label: 'Test accuracy, argmax net', percent: true, smooth: false },
-  { key: 'test/expected', label: 'Test accuracy, expected-weight net', percent: true, smooth: false },
-  { key: 'test/sampledMean', label: 'Test accuracy, sampled nets (mean)', percent: true, smooth: false },
-  { key: 'test/sampledBest', label: 'Test accuracy, best sampled net', percent: true, smooth: false },
-  { key: 'test/selected', label: 'Test accuracy, validation-selected net', percent: true, smooth: false },
-  { key: 'test/fullPrecision', label: 'Test accuracy, full precision (pretraining)', percent: true, smooth: false },
-  { key: 'epoch/loss', label: 'Epoch mean loss', percent: false, smooth: false },
-  { key: 'train/learning_rate', label: 'Learning rate', percent: false, smooth: false },
-  { key: 'train/images_per_second', label: 'Throughput (images/s)', percent: false, smooth: true },
-];
+/** Metrics a person can overlay: the whole catalog, with its labels, units and default smoothing. */
+export const COMPARE_METRICS: readonly MetricInfo[] = METRIC_CATALOG;
+/** The charts shown at first. */
+export const DEFAULT_COMPARE_METRICS: readonly MetricKey[] = [METRIC_KEYS.loss, METRIC_KEYS.batchAccuracy, scoreKey('test', 'argmax'), scoreKey('test', 'expected')];
 
 /** Scores shown in the metrics table: final (at the last evaluation) and best. */
-export const SCORE_KEYS = ['test/argmax', 'test/sampledMean', 'test/sampledBest', 'test/selected', 'test/expected'] as const;
+export const SCORE_KEYS = (['argmax', 'sampledMean', 'sampledBest', 'selected', 'expected'] as const).map((field) => scoreKey('test', field));
+/** The full-precision net's test accuracy, beside the scores. */
+export const FULL_PRECISION = scoreKey('test', 'fullPrecision');
 
 export interface ChartLine {
   readonly runId: string;
@@ -64,7 +57,7 @@ export class CompareState {
   xAxis = $state<XAxis>('step');
   smoothing = $state(0.6);
   diffOnly = $state(true);
-  #metrics = $state.raw<readonly string[]>(COMPARE_METRICS.slice(0, 4).map((m) => m.key));
+  #metrics = $state.raw<readonly string[]>(DEFAULT_COMPARE_METRICS);
   #cancelRefresh: (() => void) | null = null;
 
   constructor(
@@ -116,7 +109,7 @@ export class CompareState {
 
   async #loadSeries(): Promise<void> {
     // The loss is always fetched: it gives each run's steps per epoch for the epoch axis.
-    const keys = [...new Set(['train/loss', ...this.#metrics])];
+    const keys = [...new Set([METRIC_KEYS.loss, ...this.#metrics])];
     const result = await this.client.call('runs.series', { runIds: this.#runs.map((r) => r.id), keys, maxPoints: CompareState.MAX_POINTS });
     if (!result.ok) {
       this.#error = result.error.message;
@@ -136,13 +129,12 @@ export class CompareState {
 
   /** The lines of one chart: one per run that has points, smoothed when the metric is a noisy training curve. */
   lines(key: string): ChartLine[] {
-    const meta = COMPARE_METRICS.find((m) => m.key === key);
-    const weight = meta?.smooth ? this.smoothing : 0;
+    const weight = metricInfo(key)?.smooth ? this.smoothing : 0;
     const lines: ChartLine[] = [];
     this.#runs.forEach((run, i) => {
       const s = this.seriesOf(run.id, key);
       if (!s || s.steps.length === 0) return;
-      const axis = { stepsPerEpoch: inferStepsPerEpoch(this.seriesOf(run.id, 'train/loss')), startedAt: run.startedAt };
+      const axis = { stepsPerEpoch: inferStepsPerEpoch(this.seriesOf(run.id, METRIC_KEYS.loss)), startedAt: run.startedAt };
       lines.push({ runId: run.id, label: run.name, color: runColor(i), xs: xValues(s, this.xAxis, axis), ys: ema(s.values, weight) });
     });
     return lines;
@@ -154,11 +146,15 @@ export class CompareState {
     return this.diffOnly ? rows.filter((r) => r.differs) : rows;
   }
 
-  /** Every configuration key (and the run-level fields that change results), each run's value, whether they differ. */
+  /**
+   * Every configuration key (and the run-level fields that change results), each run's value, whether they differ.
+   * The seed is one row: the run's seed is its configuration's (a run recorded without one in its configuration
+   * shows the run's).
+   */
   configRowsAll(): ConfigRow[] {
     const flat = this.#runs.map((r): Record<string, unknown> => ({
+      seed: r.seed,
       ...flatten(r.config),
-      'run.seed': r.seed,
       'run.dataset': r.dataset ? `${r.dataset.name} (${r.dataset.checksum.slice(0, 8)})` : undefined,
       'run.backend': r.backend ?? undefined,
       'run.appVersion': r.appVersion,
@@ -173,7 +169,7 @@ export class CompareState {
   /** Final (last evaluation) and best value of each score, per run. */
   scores(run: RunDetail): Record<string, { final: number | null; best: number | null }> {
     const out: Record<string, { final: number | null; best: number | null }> = {};
-    for (const key of [...SCORE_KEYS, 'test/fullPrecision', 'train/loss']) {
+    for (const key of [...SCORE_KEYS, FULL_PRECISION, METRIC_KEYS.loss]) {
       const m = run.metrics.find((x) => x.key === key);
       out[key] = { final: m ? m.last : null, best: m ? m.best : null };
     }
@@ -213,7 +209,7 @@ export class CompareState {
     const header = [
       'id', 'name', 'status', 'preset', 'kind', 'seed', 'dataset', 'backend', 'duration_s',
       ...SCORE_KEYS.flatMap((k) => [`${k} final`, `${k} best`]),
-      'gap expected-argmax', 'gap expected-sampledMean', 'train/loss final',
+      'gap expected-argmax', 'gap expected-sampledMean', `${METRIC_KEYS.loss} final`,
       ...diff.map((r) => `config ${r.key}`),
     ];
     const rows = this.#runs.map((run, i) => {
@@ -223,7 +219,7 @@ export class CompareState {
       return [
         run.id, run.name, run.status, run.preset, (run.config as { kind?: string }).kind ?? null, run.seed, run.dataset?.name ?? null, run.backend, seconds,
         ...SCORE_KEYS.flatMap((k) => [s[k]!.final, s[k]!.best]),
-        g.gapArgmax, g.gapSampled, s['train/loss']!.final,
+        g.gapArgmax, g.gapSampled, s[METRIC_KEYS.loss]!.final,
         ...diff.map((r) => r.values[i]),
       ];
     });

@@ -5,8 +5,8 @@
  * Curves are kept in plain arrays that grow in place, with a version counter as the reactive signal: a chart redraws
  * on each bump instead of Svelte proxying tens of thousands of points.
  */
-import type { ApiClient, LiveEvent, LogLine, MetricSeries, RunDetail, RunStatus, TrainingEvent } from '../../../app/contract.ts';
-import { RESUMABLE_STATUSES } from '../../../app/contract.ts';
+import type { ApiClient, LiveEvent, LogLine, MetricKey, MetricSeries, RunDetail, RunStatus, TrainingEvent } from '../../../app/contract.ts';
+import { METRIC_KEYS, metricsOfEvent, RESUMABLE_STATUSES, scoreKey } from '../../../app/contract.ts';
 import { realScheduler, type Scheduler } from './runs.svelte.ts';
 
 /** The curves of a run: x = global step, one column per metric. */
@@ -40,7 +40,43 @@ export interface LiveProgress {
   readonly evaluating: { readonly done: number; readonly total: number } | null;
 }
 
-export const LIVE_KEYS = ['train/loss', 'train/batch_accuracy', 'train/images_per_second', 'test/argmax', 'test/sampledMean', 'test/sampledBest', 'test/expected', 'test/fullPrecision'] as const;
+/** The step curves' columns and the metric each shows. */
+const CURVE_COLUMNS = { loss: METRIC_KEYS.loss, batchAccuracy: METRIC_KEYS.batchAccuracy } as const;
+/** The evaluation columns (test split), aligned on the steps of the first: the argmax net's evaluations. */
+const EVALUATION_COLUMNS = {
+  argmax: scoreKey('test', 'argmax'),
+  sampledMean: scoreKey('test', 'sampledMean'),
+  sampledBest: scoreKey('test', 'sampledBest'),
+  expected: scoreKey('test', 'expected'),
+} as const;
+const FULL_PRECISION = scoreKey('test', 'fullPrecision');
+
+/** The metrics the page loads from the store; live events add to the same keys (metricsOfEvent). */
+export const LIVE_KEYS: readonly MetricKey[] = [...Object.values(CURVE_COLUMNS), METRIC_KEYS.imagesPerSecond, ...Object.values(EVALUATION_COLUMNS), FULL_PRECISION];
+
+type Columns<C extends string> = { readonly steps: number[] } & { readonly [K in C]: (number | null)[] };
+
+/** Fills aligned columns from stored series: x = the steps of the first column's series. */
+function fillFromSeries<C extends string>(target: Columns<NoInfer<C>>, columns: Readonly<Record<C, MetricKey>>, get: (key: MetricKey) => MetricSeries | undefined): void {
+  const entries = Object.entries(columns) as [C, MetricKey][];
+  const base = get(entries[0]![1]);
+  if (!base) return;
+  target.steps.push(...base.steps);
+  for (const [column, key] of entries) {
+    const s = get(key);
+    const at = new Map(s ? s.steps.map((step, i) => [step, s.values[i] ?? null] as const) : []);
+    target[column].push(...base.steps.map((step) => at.get(step) ?? null));
+  }
+}
+
+/** Appends one event's values (by catalog key) to aligned columns; a missing or NaN value is a gap. */
+function append<C extends string>(target: Columns<NoInfer<C>>, columns: Readonly<Record<C, MetricKey>>, step: number, values: ReadonlyMap<string, number>): void {
+  target.steps.push(step);
+  for (const [column, key] of Object.entries(columns) as [C, MetricKey][]) {
+    const v = values.get(key);
+    target[column].push(v !== undefined && Number.isFinite(v) ? v : null);
+  }
+}
 
 /** Per layer, the statistic over evaluations (x = step). */
 export interface LayerHistory {
@@ -54,6 +90,9 @@ export interface LayerHistory {
 
 const emptyCurves = (): Curves => ({ steps: [], loss: [], batchAccuracy: [] });
 const emptyEvaluations = (): EvaluationCurves => ({ steps: [], argmax: [], sampledMean: [], sampledBest: [], expected: [], fullPrecisionSteps: [], fullPrecision: [] });
+
+/** An event's metric values by catalog key. */
+const valuesOf = (e: TrainingEvent): ReadonlyMap<string, number> => new Map(metricsOfEvent(e).map((m) => [m.key, m.value]));
 
 export class LiveRunState {
   #detail = $state.raw<RunDetail | null>(null);
@@ -139,8 +178,8 @@ export class LiveRunState {
     }
     this.#setDetail(detail.value);
     if (series.ok) this.#setSeries(series.value);
-    const ips = detail.value.metrics.find((m) => m.key === 'train/images_per_second');
-    const stepsDone = detail.value.metrics.find((m) => m.key === 'train/loss')?.lastStep ?? 0;
+    const ips = detail.value.metrics.find((m) => m.key === METRIC_KEYS.imagesPerSecond);
+    const stepsDone = detail.value.metrics.find((m) => m.key === METRIC_KEYS.loss)?.lastStep ?? 0;
     const fraction = detail.value.progress ?? 0;
     this.#progress = {
       step: stepsDone,
@@ -167,29 +206,12 @@ export class LiveRunState {
   }
 
   #setSeries(series: readonly MetricSeries[]): void {
-    const get = (key: string) => series.find((s) => s.key === key);
-    const loss = get('train/loss');
-    const acc = get('train/batch_accuracy');
+    const get = (key: MetricKey) => series.find((s) => s.key === key);
     const curves = emptyCurves();
-    if (loss) {
-      curves.steps.push(...loss.steps);
-      curves.loss.push(...loss.values);
-      // Both are written at every step, so their steps match; align defensively anyway.
-      const accAt = new Map(acc ? acc.steps.map((s, i) => [s, acc.values[i] ?? null] as const) : []);
-      curves.batchAccuracy.push(...loss.steps.map((s) => accAt.get(s) ?? null));
-    }
+    fillFromSeries(curves, CURVE_COLUMNS, get);
     const evaluations = emptyEvaluations();
-    const argmax = get('test/argmax');
-    if (argmax) {
-      evaluations.steps.push(...argmax.steps);
-      evaluations.argmax.push(...argmax.values);
-      for (const [key, column] of [['test/sampledMean', evaluations.sampledMean], ['test/sampledBest', evaluations.sampledBest], ['test/expected', evaluations.expected]] as const) {
-        const s = get(key);
-        const at = new Map(s ? s.steps.map((step, i) => [step, s.values[i] ?? null] as const) : []);
-        column.push(...argmax.steps.map((step) => at.get(step) ?? null));
-      }
-    }
-    const fp = get('test/fullPrecision');
+    fillFromSeries(evaluations, EVALUATION_COLUMNS, get);
+    const fp = get(FULL_PRECISION);
     if (fp) {
       evaluations.fullPrecisionSteps.push(...fp.steps);
       evaluations.fullPrecision.push(...fp.values);
@@ -239,9 +261,7 @@ export class LiveRunState {
       case 'step': {
         const c = this.#curves;
         if (c.steps.length === 0 || c.steps[c.steps.length - 1]! < e.step) {
-          c.steps.push(e.step);
-          c.loss.push(Number.isFinite(e.loss) ? e.loss : null);
-          c.batchAccuracy.push(e.batchAccuracy);
+          append(c, CURVE_COLUMNS, e.step, valuesOf(e));
           this.#version++;
         }
         this.#status = 'running';
@@ -262,15 +282,12 @@ export class LiveRunState {
         return;
       case 'evaluation': {
         const ev = this.#evaluations;
+        const values = valuesOf(e);
         if (e.phase === 'pretrain') {
           ev.fullPrecisionSteps.push(e.step);
-          ev.fullPrecision.push(e.fullPrecision.test);
+          ev.fullPrecision.push(values.get(FULL_PRECISION) ?? null);
         } else {
-          ev.steps.push(e.step);
-          ev.argmax.push(e.discrete.test.argmax);
-          ev.sampledMean.push(e.discrete.test.sampledMean);
-          ev.sampledBest.push(e.discrete.test.sampledBest);
-          ev.expected.push(e.discrete.test.expected);
+          append(ev, EVALUATION_COLUMNS, e.step, values);
         }
         this.#version++;
         this.#progress = previous && { ...previous, evaluating: null };

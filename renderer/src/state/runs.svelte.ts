@@ -4,6 +4,7 @@
  * progress in place, a status change refreshes the loaded pages (at most once a second).
  */
 import type { ApiClient, LiveEvent, Request, RunStatus, RunsPage } from '../../../app/contract.ts';
+import { HEADLINE_METRIC } from '../../../app/contract.ts';
 
 export type RunRow = RunsPage['rows'][number];
 export type SortKey = NonNullable<Request<'runs.list'>['sort']>;
@@ -20,8 +21,8 @@ export const realScheduler: Scheduler = {
   },
 };
 
-/** Metric whose best and last values the table shows: the argmax net's test accuracy. */
-export const TABLE_METRIC = 'test/argmax';
+/** Metric whose best and last values the table shows: the headline metric, as `lrnet runs` shows it. */
+export const TABLE_METRIC = HEADLINE_METRIC;
 
 export class RunsTableState {
   static readonly PAGE_SIZE = 100;
