@@ -211,6 +211,11 @@ export type ApiErrorCode =
   | 'ambiguous-id'
   /** The request conflicts with the run's state (e.g. resuming a completed run). */
   | 'conflict'
+  /**
+   * The run is held by a process on another host that cannot be checked from here; once the user confirms that it
+   * is gone, runs.resume with `steal` (or runs.delete with `force`) takes it over.
+   */
+  | 'claimed'
   /** The feature is not available here (a native dialog in the browser, exports before they are installed). */
   | 'unavailable'
   | 'export-failed'
@@ -736,9 +741,11 @@ export const REQUESTS = {
   /** Queues one or more runs; each configuration is validated as a whole before any is queued. */
   'runs.start': s.object({ runs: s.array(startRun, { min: 1, max: 50 }) }),
   'runs.stop': s.object({ id: runId }),
-  'runs.resume': s.object({ id: runId }),
+  /** `steal`: the user confirmed that the process holding a 'claimed' run is gone; it is released and resumed here. */
+  'runs.resume': s.object({ id: runId, steal: s.optional(s.boolean()) }),
   'runs.clone': s.object({ id: runId, changes: s.optional(s.json()), name: s.optional(s.string({ min: 1, max: 200 })) }),
-  'runs.delete': s.object({ id: runId }),
+  /** `force`: delete a 'claimed' run too (see runs.resume). */
+  'runs.delete': s.object({ id: runId, force: s.optional(s.boolean()) }),
   'runs.tag': s.object({ id: runId, tag, remove: s.optional(s.boolean()) }),
   'runs.note': s.object({ id: runId, text: s.string({ min: 1, max: 10_000 }) }),
   /** Exports a run; `destination` is a folder (default: the run's folder under the data folder). */

@@ -293,7 +293,9 @@ export function toApiError(error: unknown): ApiError | undefined {
     const code = error.code === 'not-found' || error.code === 'ambiguous-id' || error.code === 'closed' ? error.code : 'conflict';
     return { code, message: error.message };
   }
-  if (error instanceof RunManagerError) return { code: error.code === 'closed' ? 'closed' : 'conflict', message: error.message };
+  if (error instanceof RunManagerError) {
+    return { code: error.code === 'closed' || error.code === 'claimed' ? error.code : 'conflict', message: error.message };
+  }
   return undefined;
 }
 
@@ -408,8 +410,8 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
       await runs.stop(store.resolveRunId(id));
       return null;
     },
-    'runs.resume': async ({ id }) => {
-      await runs.resume(store.resolveRunId(id));
+    'runs.resume': async ({ id, steal }) => {
+      await runs.resume(store.resolveRunId(id), { steal: steal === true });
       return null;
     },
     'runs.clone': async ({ id, changes, name }) => {
@@ -418,9 +420,9 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
       // The manager parses the merged configuration; a ConfigError comes back as the list of problems.
       return { id: await runs.clone(store.resolveRunId(id), changes ?? {}, name) };
     },
-    'runs.delete': async ({ id }) => {
+    'runs.delete': async ({ id, force }) => {
       const full = store.resolveRunId(id);
-      await runs.delete(full);
+      await runs.delete(full, { force: force === true });
       kinds.delete(full);
       return null;
     },

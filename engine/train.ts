@@ -28,7 +28,7 @@ import { Adam, staircaseLearningRate } from './optimizer.ts';
 import { lossAndGradients, stepSeeds, type Phase } from './gradients.ts';
 
 export type { Phase } from './gradients.ts';
-import { saveCheckpoint, loadCheckpoint, toTensor, type LoadedCheckpoint } from './checkpoint.ts';
+import { saveCheckpoint, loadCheckpoint, toTensor, checkpointFileName, resumeMismatch, type LoadedCheckpoint } from './checkpoint.ts';
 import { accuracy, estimateBatchNormStatistics, evaluateDiscrete, evaluationBatchSize, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
 import type { BackendInfo } from './backends/index.ts';
 import { createParallelStepper, defaultWorkerCount } from './parallel/index.ts';
@@ -104,6 +104,11 @@ export interface TrainingOptions {
   readonly signal?: AbortSignal;
   /** Folder for checkpoints (none are written without it). */
   readonly checkpointDir?: string;
+  /**
+   * Starts each checkpoint's file name (the run id): runs that share a checkpoint folder then never overwrite, prune
+   * or delete each other's files. Without it the files are named `step-N.ckpt`.
+   */
+  readonly checkpointPrefix?: string;
   /** Continue from this checkpoint file. */
   readonly resumeFrom?: string;
   /** Keep the trained parameters alive and return them (for export or inspection). */
@@ -201,6 +206,8 @@ export async function train(
   if (options.resumeFrom) {
     const loaded = openCheckpoint(options.resumeFrom, dataset);
     const s = loaded.state;
+    const mismatch = resumeMismatch(s.config, config);
+    if (mismatch) throw new TrainingError(`cannot resume from ${options.resumeFrom}: ${mismatch}`);
     ({ phase, epochIndex, stepInEpoch, globalStep, lastEvaluation } = s);
     // Continue with the thread count the run started with: the noise streams depend on it.
     threads = backend.name === 'wasm' ? (s.threads ?? 1) : 1;
@@ -238,7 +245,7 @@ export async function train(
       adamStep: adam.state.step, threads,
       ...(lastEvaluation ? { lastEvaluation } : {}),
     };
-    const file = path.join(options.checkpointDir, `step-${String(globalStep).padStart(8, '0')}.ckpt`);
+    const file = path.join(options.checkpointDir, checkpointFileName(globalStep, options.checkpointPrefix));
     const bytes = await saveCheckpoint(file, state, tensors);
     checkpointPath = file;
     emit({ type: 'checkpoint', phase, epoch: epochNumber, step: globalStep, path: file, bytes });

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { DISCRETE_SCORE_FIELDS, HEADLINE_METRIC, LAYER_STATISTICS, METRIC_KEYS, scoreKey, type MetricKey } from '../contract.ts';
 import { defaultDatabasePath, metricGoal, RUN_STATUSES, type JsonValue, type MetricStats, type RunDetail, type RunSortKey, type RunStatus, type Store } from '../store/index.ts';
 import { deleteRunFiles } from '../runs/manager.ts';
+import { takeOverRun } from '../runs/claims.ts';
 import {
-  CliError,
   DB_OPTION,
   DB_USAGE,
   UsageError,
@@ -315,22 +315,31 @@ export async function compareCommand(args: readonly string[]): Promise<number> {
 
 // ---- lrnet rm, tag, note ------------------------------------------------------------------------------------------
 
-export const RM_USAGE = `usage: lrnet rm RUN... [--db FILE]
+export const RM_USAGE = `usage: lrnet rm RUN... [--force] [--db FILE]
 
 Deletes runs: everything recorded about them and their files (the run's folder with its checkpoints, and exported
 files). A run that is training must be stopped first.
 
+  --force              also delete a run still marked running by a process on another host (the database was
+                       moved or its container recreated): say so only when nothing trains it there any more
 ${DB_USAGE}
 `;
 
 export async function rmCommand(args: readonly string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs(args, { ...DB_OPTION }, { min: 1, max: Infinity, names: 'the run to delete (lrnet rm RUN...)' });
+  const { values, positionals } = parseCommandArgs(
+    args,
+    { ...DB_OPTION, force: { type: 'boolean' } },
+    { min: 1, max: Infinity, names: 'the run to delete (lrnet rm RUN...)' },
+  );
   const { store, dataFolder } = openRunStore(values.db, { mustExist: true });
   try {
-    // Resolve every id first, so a typo deletes nothing.
+    // Resolve every id and check that none is training first, so a typo or a live run deletes nothing.
     const runs = positionals.map((p) => store.getRun(p));
+    const force = values.force ?? false;
     for (const run of runs) {
-      if (run.status === 'running') throw new CliError(`run ${run.id} is training in another process; stop it first`);
+      if (run.status !== 'running') continue;
+      const released = takeOverRun(store, run.id, { force, howToForce: `delete it anyway with: lrnet rm ${run.id} --force` });
+      if (released !== undefined) process.stderr.write(`${released}\n`);
     }
     for (const run of runs) {
       const deleted = store.deleteRun(run.id);

@@ -16,12 +16,14 @@ import {
 } from '../../engine/config.ts';
 import { BACKEND_CHOICES, type BackendChoice } from '../../engine/backends/index.ts';
 import { DATASET_NAMES, datasetEntry, isDatasetName, type DatasetName } from '../../engine/data/registry.ts';
-import type { TrainingEvent } from '../../engine/train.ts';
+import type { CheckpointState, TrainingEvent } from '../../engine/train.ts';
+import { readCheckpointState, resumeMismatch } from '../../engine/checkpoint.ts';
 import type { SplitAccuracies } from '../../engine/evaluate.ts';
 import { ProgressLine, formatDuration, formatPercent } from './progress.ts';
 import { CliError, DB_OPTION, DB_USAGE, UsageError, attachNegativeValues, openRunStore, parseCommandArgs } from './common.ts';
 import { RunRecorder } from '../runs/recorder.ts';
 import { startTrainingThread } from '../runs/thread.ts';
+import { takeOverRun } from '../runs/claims.ts';
 import type { WorkerResult } from '../runs/protocol.ts';
 import { APP_VERSION, checkpointFolder } from '../runs/manager.ts';
 import { defaultDataFolder, type Store } from '../store/index.ts';
@@ -282,8 +284,11 @@ function describeEvent(event: TrainingEvent): string | undefined {
 export async function trainCommand(args: readonly string[]): Promise<number> {
   const invocation = parseTrainArgs(args);
   const { config } = invocation;
-  if (invocation.resume !== undefined && !existsSync(invocation.resume)) {
-    throw new UsageError([`--resume: there is no checkpoint file ${invocation.resume}`]);
+  if (invocation.resume !== undefined) {
+    if (!existsSync(invocation.resume)) throw new UsageError([`--resume: there is no checkpoint file ${invocation.resume}`]);
+    // Refused before a run is recorded; the engine checks the same again when it loads the checkpoint.
+    const mismatch = resumeMismatch(readCheckpointState<CheckpointState>(invocation.resume).config, config);
+    if (mismatch) throw new UsageError([`--resume: ${invocation.resume}: ${mismatch}`]);
   }
   const { store, dataFolder } = openRunStore(invocation.db, { mustExist: false });
   try {
@@ -307,23 +312,31 @@ export async function trainCommand(args: readonly string[]): Promise<number> {
   }
 }
 
-export const RESUME_USAGE = `usage: lrnet resume RUN [--json] [--db FILE]
+export const RESUME_USAGE = `usage: lrnet resume RUN [--steal] [--json] [--db FILE]
 
 Continues a stopped, interrupted or failed run from its last checkpoint, in this process, with the configuration
 it started with (a run without checkpoints starts over). RUN is a run id or a unique prefix of one.
 
+  --steal              take over a run still marked running by a process on another host (the database was moved
+                       or its container recreated): say so only when nothing trains it there any more
 ${DB_USAGE}
   --json               end the output with one line of JSON
 `;
 
 /** Runs `lrnet resume RUN`. */
 export async function resumeCommand(args: readonly string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs(args, { ...DB_OPTION, json: { type: 'boolean' } }, { min: 1, max: 1, names: 'the run to resume (lrnet resume RUN)' });
+  const { values, positionals } = parseCommandArgs(
+    args,
+    { ...DB_OPTION, json: { type: 'boolean' }, steal: { type: 'boolean' } },
+    { min: 1, max: 1, names: 'the run to resume (lrnet resume RUN)' },
+  );
   const { store } = openRunStore(values.db, { mustExist: true });
   try {
-    const run = store.getRun(positionals[0]!);
+    const id = store.resolveRunId(positionals[0]!);
+    const released = takeOverRun(store, id, { force: values.steal ?? false, howToForce: `take it over with: lrnet resume ${id} --steal` });
+    if (released !== undefined) process.stderr.write(`${released}\n`);
+    const run = store.getRun(id);
     if (run.status === 'completed') throw new CliError(`run ${run.id} is completed; there is nothing to resume`);
-    if (run.status === 'running') throw new CliError(`run ${run.id} is running in another process`);
     let config: TrainingConfig;
     try {
       config = storedConfig(run);
@@ -371,7 +384,7 @@ export async function trainInForeground(store: Store, runId: string, config: Tra
   log(options.header);
   // The engine trains in a worker thread so that this thread hears Ctrl-C and flushes metrics on time (thread.ts).
   const thread = startTrainingThread(
-    { config, checkpointDir: options.checkpointDir, ...(options.resumeFrom ? { resumeFrom: options.resumeFrom } : {}) },
+    { config, checkpointDir: options.checkpointDir, checkpointPrefix: runId, ...(options.resumeFrom ? { resumeFrom: options.resumeFrom } : {}) },
     (event) => {
       recorder.record(event);
       showEvent(event, progress, log);

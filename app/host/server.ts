@@ -61,6 +61,7 @@ const STATUS_OF: Record<ApiErrorCode, number> = {
   'unknown-method': 404,
   'not-found': 404,
   conflict: 409,
+  claimed: 409,
   'export-failed': 422,
   unavailable: 501,
   closed: 503,

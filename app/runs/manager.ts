@@ -16,6 +16,7 @@ import { storedConfig } from './stored-config.ts';
 import type { TrainingEvent } from '../../engine/train.ts';
 import { StoreError, type DeletedRun, type RunStatus, type Store } from '../store/index.ts';
 import { SERIALIZATION, isWorkerMessage, type ManagerMessage, type WorkerMessage } from './protocol.ts';
+import { takeOverRun } from './claims.ts';
 import { RunRecorder } from './recorder.ts';
 import {
   RunManagerError,
@@ -34,6 +35,8 @@ const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 /** Step events reach subscribers at most this often per run (10 a second). */
 const STEP_EVENT_INTERVAL_MS = 100;
+/** How an API caller takes over a run held by a process that cannot be checked (see claims.ts). */
+const STEAL_HINT = 'resume it with steal: true to take it over';
 /** How much of a worker's stderr is kept to explain a crash. */
 const STDERR_TAIL_BYTES = 4000;
 
@@ -159,14 +162,17 @@ class ProcessRunManager implements RunManager {
       this.store.updateRun(id, { status: 'stopped' });
       this.emit({ type: 'run-status', runId: id, status: 'stopped' });
     } else if (run.status === 'running') {
-      throw new RunManagerError('not-managed', `run ${id} is running in another process; stop it there`);
+      // Not trained here: a process that is gone is released ('interrupted'), anything else is refused by name.
+      takeOverRun(this.store, id, { force: false, howToForce: STEAL_HINT });
     }
   }
 
-  async resume(runId: string): Promise<void> {
+  async resume(runId: string, options: { readonly steal?: boolean } = {}): Promise<void> {
     this.checkOpen();
     const id = this.store.resolveRunId(runId);
     if (this.active.has(id) || this.queue.includes(id)) return;
+    // A run stuck 'running' for a process that is gone becomes 'interrupted' here (refused while it cannot be told).
+    takeOverRun(this.store, id, { force: options.steal === true, howToForce: STEAL_HINT });
     const run = this.store.getRun(id);
     switch (run.status) {
       case 'stopped':
@@ -180,7 +186,7 @@ class ProcessRunManager implements RunManager {
       case 'completed':
         throw new RunManagerError('not-resumable', `run ${id} is completed; clone it to train with more epochs`);
       case 'running':
-        throw new RunManagerError('not-resumable', `run ${id} is already running in another process`);
+        throw new RunManagerError('not-resumable', `run ${id} is already running`);
     }
     this.enqueue(id);
   }
@@ -193,7 +199,7 @@ class ProcessRunManager implements RunManager {
     return this.start({ config, ...(name !== undefined ? { name } : {}) });
   }
 
-  async delete(runId: string): Promise<void> {
+  async delete(runId: string, options: { readonly force?: boolean } = {}): Promise<void> {
     const id = this.store.resolveRunId(runId);
     const queued = this.queue.indexOf(id);
     if (queued >= 0) this.queue.splice(queued, 1);
@@ -204,10 +210,7 @@ class ProcessRunManager implements RunManager {
       active.child.kill('SIGKILL');
       await active.finished;
     } else {
-      this.store.markInterruptedRuns();
-      if (this.store.getRun(id).status === 'running') {
-        throw new RunManagerError('not-managed', `run ${id} is running in another process; stop it there before deleting it`);
-      }
+      takeOverRun(this.store, id, { force: options.force === true, howToForce: 'delete it with force: true to delete it anyway' });
     }
     const deleted = this.store.deleteRun(id);
     deleteRunFiles(this.dataFolder, deleted);

@@ -108,7 +108,9 @@ export class RunRecorder {
   private pruneCheckpoints(): void {
     const checkpoints = this.store.getRun(this.runId).checkpoints;
     for (const old of checkpoints.slice(0, Math.max(0, checkpoints.length - KEEP_CHECKPOINTS))) {
-      fs.rmSync(this.store.deleteCheckpoint(old.id), { force: true });
+      // Undefined when a newer row still records the file (a resumed run that rewrote the same step).
+      const file = this.store.deleteCheckpoint(old.id);
+      if (file !== undefined) fs.rmSync(file, { force: true });
     }
   }
 

@@ -37,6 +37,8 @@ function tsxModule(entry: string): string {
 export interface TrainingJob {
   readonly config: TrainingConfig;
   readonly checkpointDir?: string;
+  /** Starts the checkpoint file names: the run id, so runs sharing a checkpoint folder keep apart. */
+  readonly checkpointPrefix?: string;
   readonly resumeFrom?: string;
 }
 
@@ -133,6 +135,7 @@ async function runInThread(data: ThreadData): Promise<void> {
     const result = await runTraining(job.config, {
       signal: controller.signal,
       ...(job.checkpointDir !== undefined ? { checkpointDir: job.checkpointDir } : {}),
+      ...(job.checkpointPrefix !== undefined ? { checkpointPrefix: job.checkpointPrefix } : {}),
       ...(job.resumeFrom !== undefined ? { resumeFrom: job.resumeFrom } : {}),
       onEvent: (event) => {
         post({ type: 'event', event });

@@ -52,13 +52,18 @@ export interface RunManager {
   stop(runId: string): Promise<void>;
   /**
    * Queues a stopped, interrupted or failed run again; it continues from its last checkpoint (from the start when
-   * it has none). Also adopts a run left 'queued' by a manager that is gone.
+   * it has none). Also adopts a run left 'queued' by a manager that is gone. A run 'running' under a claim that
+   * cannot be checked (another host) is refused, RunManagerError('claimed'), unless `steal`: the user confirmed that
+   * its process is gone, and the run is released and resumed here.
    */
-  resume(runId: string): Promise<void>;
+  resume(runId: string, options?: { readonly steal?: boolean }): Promise<void>;
   /** Starts a new run with the source run's configuration and `changes` merged in (validated like start). */
   clone(runId: string, changes: DeepPartial<TrainingConfig> | Readonly<Record<string, unknown>>, name?: string): Promise<string>;
-  /** Stops the run if it trains (without a final checkpoint), then deletes its rows and its files. */
-  delete(runId: string): Promise<void>;
+  /**
+   * Stops the run if it trains here (without a final checkpoint), then deletes its rows and its files. A run held by
+   * a process that cannot be checked (another host) is deleted only with `force` (see resume's `steal`).
+   */
+  delete(runId: string, options?: { readonly force?: boolean }): Promise<void>;
   /** Returns the function that unsubscribes. A listener that throws is reported on stderr and kept. */
   subscribe(listener: (event: RunEvent) => void): () => void;
   /**
@@ -72,7 +77,8 @@ export interface RunManager {
 export class RunManagerError extends Error {
   override name = 'RunManagerError';
   constructor(
-    readonly code: 'not-resumable' | 'not-managed' | 'closed',
+    /** 'claimed': another process holds the run (see claims.ts); the message names it and how to take over. */
+    readonly code: 'not-resumable' | 'not-managed' | 'claimed' | 'closed',
     message: string,
   ) {
     super(message);

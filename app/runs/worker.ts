@@ -44,7 +44,12 @@ function handle(message: ManagerMessage): void {
 
 async function train(message: Extract<ManagerMessage, { type: 'start' }>): Promise<void> {
   thread = startTrainingThread(
-    { config: message.config, checkpointDir: message.checkpointDir, ...(message.resumeFrom !== undefined ? { resumeFrom: message.resumeFrom } : {}) },
+    {
+      config: message.config,
+      checkpointDir: message.checkpointDir,
+      checkpointPrefix: message.runId,
+      ...(message.resumeFrom !== undefined ? { resumeFrom: message.resumeFrom } : {}),
+    },
     (event) => {
       if (process.connected) process.send!({ type: 'event', event } satisfies WorkerMessage);
     },

@@ -68,3 +68,8 @@ export function ownerState(owner: { host: string | null; pid: number | null; tok
   }
   return 'alive';
 }
+
+/** "pid 4242 on host build-7", for messages that must name who holds a run. */
+export function describeClaim(claim: { host: string | null; pid: number | null }): string {
+  return `${claim.pid === null ? 'an unknown process' : `pid ${claim.pid}`} on host ${claim.host ?? '(unknown)'}`;
+}

@@ -41,6 +41,7 @@ import {
   type MetricWriter,
   type MetricWriterOptions,
   type NoteRecord,
+  type RunClaim,
   type RunDetail,
   type RunHost,
   type RunList,
@@ -892,7 +893,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  deleteCheckpoint(checkpointId: number): string {
+  deleteCheckpoint(checkpointId: number): string | undefined {
     return this.write(() => {
       const row = this.stmt('SELECT * FROM checkpoints WHERE id = ?').get(checkpointId) as CheckpointRow | undefined;
       if (row === undefined) throw new StoreError('not-found', `no checkpoint with id ${checkpointId}`);
@@ -903,7 +904,8 @@ export class SqliteStore implements Store {
            (SELECT id FROM checkpoints WHERE run_id = runs.id ORDER BY step DESC, id DESC LIMIT 1)
          WHERE id = ? AND last_checkpoint IS NULL`,
       ).run(row.run_id);
-      return row.path;
+      const stillRecorded = this.stmt('SELECT 1 FROM checkpoints WHERE path = ? LIMIT 1').get(row.path) !== undefined;
+      return stillRecorded ? undefined : row.path;
     });
   }
 
@@ -965,8 +967,11 @@ export class SqliteStore implements Store {
   deleteRun(id: string): DeletedRun {
     const runId = this.resolveRunId(id);
     const deleted = this.write((): DeletedRun => {
-      const checkpointPaths = this.stmt('SELECT path FROM checkpoints WHERE run_id = ? ORDER BY step').pluck().all(runId) as string[];
-      const artifactPaths = this.stmt('SELECT path FROM artifacts WHERE run_id = ? ORDER BY id').pluck().all(runId) as string[];
+      // A file that another run also records (two runs that shared a checkpoint folder before checkpoint names
+      // carried the run id) is that run's too: its path is not handed back for deletion.
+      const recordedElsewhere = `path NOT IN (SELECT path FROM checkpoints WHERE run_id != @id UNION SELECT path FROM artifacts WHERE run_id != @id)`;
+      const checkpointPaths = this.stmt(`SELECT path FROM checkpoints WHERE run_id = @id AND ${recordedElsewhere} ORDER BY step`).pluck().all({ id: runId }) as string[];
+      const artifactPaths = this.stmt(`SELECT path FROM artifacts WHERE run_id = @id AND ${recordedElsewhere} ORDER BY id`).pluck().all({ id: runId }) as string[];
       // Foreign keys cascade to metrics, summaries, evaluations, checkpoints, artifacts, tags and notes.
       this.stmt('DELETE FROM runs WHERE id = ?').run(runId);
       return { id: runId, checkpointPaths, artifactPaths };
@@ -1007,6 +1012,28 @@ export class SqliteStore implements Store {
         if (changes > 0) marked.push(r.id);
       }
       return marked;
+    });
+  }
+
+  runClaim(id: string): RunClaim | null {
+    const runId = this.resolveRunId(id);
+    const row = this.stmt(
+      `SELECT owner_host, owner_pid, owner_token FROM runs WHERE id = ? AND status IN ('running', 'queued')`,
+    ).get(runId) as Pick<RunRow, 'owner_host' | 'owner_pid' | 'owner_token'> | undefined;
+    if (row === undefined || (row.owner_host === null && row.owner_pid === null)) return null;
+    return { host: row.owner_host, pid: row.owner_pid, token: row.owner_token };
+  }
+
+  releaseRun(id: string, claim: RunClaim, reason: string): boolean {
+    const runId = this.resolveRunId(id);
+    return this.write(() => {
+      const { changes } = this.stmt(
+        `UPDATE runs SET status = 'interrupted', finished_at = @now, error = @reason,
+                owner_host = NULL, owner_pid = NULL, owner_token = NULL
+          WHERE id = @id AND status IN ('running', 'queued')
+            AND owner_host IS @host AND owner_pid IS @pid AND owner_token IS @token`,
+      ).run({ now: this.now(), reason, id: runId, host: claim.host, pid: claim.pid, token: claim.token });
+      return changes > 0;
     });
   }
 

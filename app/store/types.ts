@@ -381,7 +381,20 @@ export interface ConfigDiff {
   readonly run: DiffRow[];
 }
 
-/** What deleteRun removed; the files behind these paths are the caller's to delete. */
+/**
+ * The process that set a run running (or queued it again to resume), as recorded in its row; process-identity.ts
+ * tells whether it is still alive.
+ */
+export interface RunClaim {
+  readonly host: string | null;
+  readonly pid: number | null;
+  readonly token: string | null;
+}
+
+/**
+ * What deleteRun removed; the files behind these paths are the caller's to delete. Paths that another run also
+ * records are left out: those files are not this run's to delete.
+ */
 export interface DeletedRun {
   readonly id: string;
   readonly checkpointPaths: string[];
@@ -403,6 +416,8 @@ export interface ReadableStore {
   /** The point at `step`, or the last one before it; undefined when there is none. */
   valueAt(runId: string, key: string, step: number): MetricPoint | undefined;
   configDiff(runIds: readonly string[]): ConfigDiff;
+  /** Who holds a running or re-queued run; null when no process does (the run is not running or queued). */
+  runClaim(id: string): RunClaim | null;
 }
 
 /** Changes to runs. Every run id argument accepts a unique prefix. */
@@ -415,8 +430,11 @@ export interface WritableStore {
   addEvaluation(runId: string, evaluation: EvaluationInput): EvaluationRecord;
   /** Also makes it the run's last checkpoint. */
   addCheckpoint(runId: string, checkpoint: CheckpointInput): CheckpointRecord;
-  /** Forgets one checkpoint (pruning old ones); returns its path so the caller can delete the files. */
-  deleteCheckpoint(checkpointId: number): string;
+  /**
+   * Forgets one checkpoint (pruning old ones); returns its path so the caller can delete the file, or undefined when
+   * another checkpoint row (of this run or another) still records the same file.
+   */
+  deleteCheckpoint(checkpointId: number): string | undefined;
   addArtifact(runId: string, artifact: ArtifactInput): ArtifactRecord;
   updateArtifact(artifactId: number, patch: ArtifactPatch): ArtifactRecord;
   /** Returns false when the run already had the tag. */
@@ -432,6 +450,12 @@ export interface WritableStore {
    * Returns the ids marked. The app calls it when it opens the store.
    */
   markInterruptedRuns(): string[];
+  /**
+   * Marks a running or re-queued run 'interrupted' with `reason`, whatever its process: for a claim that cannot be
+   * checked from here (another host) and that the user says is gone. Applies only while `claim` still holds the run
+   * (a compare-and-set, like markInterruptedRuns); returns whether it did.
+   */
+  releaseRun(id: string, claim: RunClaim, reason: string): boolean;
 }
 
 /** A read-write store. */

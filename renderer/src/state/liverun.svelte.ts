@@ -101,6 +101,8 @@ export class LiveRunState {
   #progress = $state.raw<LiveProgress | null>(null);
   #log = $state.raw<readonly LogLine[]>([]);
   #busy = $state<string | null>(null);
+  /** The error code of the last failed action, null after one that worked. */
+  #lastErrorCode: string | null = null;
   /** Bumped whenever the curves grow; charts read it to know when to redraw. */
   #version = $state(0);
   #curves: Curves = emptyCurves();
@@ -331,10 +333,11 @@ export class LiveRunState {
     });
   }
 
-  async #act(label: string, call: () => Promise<{ ok: boolean; error?: { message: string } }>): Promise<string | null> {
+  async #act(label: string, call: () => Promise<{ ok: boolean; error?: { code: string; message: string } }>): Promise<string | null> {
     this.#busy = label;
     try {
       const r = await call();
+      this.#lastErrorCode = r.ok ? null : r.error!.code;
       return r.ok ? null : r.error!.message;
     } finally {
       this.#busy = null;
@@ -346,12 +349,22 @@ export class LiveRunState {
     return this.#act('stopping', () => this.client.call('runs.stop', { id: this.runId }));
   }
 
-  resume(): Promise<string | null> {
-    return this.#act('resuming', () => this.client.call('runs.resume', { id: this.runId }));
+  /**
+   * Whether the last action failed because a process on another host holds the run ('claimed'): the page then asks
+   * the user to confirm that it is gone and repeats the action with `steal` / `force`.
+   */
+  get lastFailedClaimed(): boolean {
+    return this.#lastErrorCode === 'claimed';
   }
 
-  remove(): Promise<string | null> {
-    return this.#act('deleting', () => this.client.call('runs.delete', { id: this.runId }));
+  /** `steal`: take over a run held by a process on another host that the user confirmed is gone. */
+  resume(steal = false): Promise<string | null> {
+    return this.#act('resuming', () => this.client.call('runs.resume', { id: this.runId, ...(steal ? { steal } : {}) }));
+  }
+
+  /** `force`: also delete a run held by a process on another host that the user confirmed is gone. */
+  remove(force = false): Promise<string | null> {
+    return this.#act('deleting', () => this.client.call('runs.delete', { id: this.runId, ...(force ? { force } : {}) }));
   }
 
   async addTag(tag: string): Promise<string | null> {
