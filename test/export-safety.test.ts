@@ -144,11 +144,13 @@ describe('export --force replaces only an earlier export', () => {
     expectOneLineError(await lrnet(['export', runId, ...QUICK, '--out', out]), /already holds an lrnet export.*--force/);
 
     fs.writeFileSync(path.join(out, 'deployed.txt'), 'flashed to the board on Monday');
-    expectOneLineError(await lrnet(['export', runId, ...QUICK, '--out', out, '--force']), /holds files that are not part of its lrnet export \(deployed\.txt\)/);
+    fs.writeFileSync(path.join(out, 'packed', 'loader.c'), '/* my loader */');
+    expectOneLineError(await lrnet(['export', runId, ...QUICK, '--out', out, '--force']), /holds files that are not part of its lrnet export \(deployed\.txt, packed\/loader\.c\)/);
     expect(fs.readFileSync(path.join(out, 'deployed.txt'), 'utf8')).toBe('flashed to the board on Monday');
     expect(fs.readFileSync(path.join(out, 'report.json'), 'utf8')).toBe(first);
 
     fs.rmSync(path.join(out, 'deployed.txt'));
+    fs.rmSync(path.join(out, 'packed', 'loader.c'));
     const forced = await lrnet(['export', runId, ...QUICK, '--out', out, '--force']);
     expect(forced.code, forced.stderr).toBe(0);
     expect(fs.readFileSync(path.join(out, 'report.json'), 'utf8')).not.toBe(first);
@@ -246,9 +248,10 @@ describe('a killed export', () => {
 });
 
 describe('lrnet rm', () => {
-  it('deletes the run\'s exports and leaves a user\'s file at a recorded artifact path alone', async () => {
-    const exported = path.join(home, 'out'); // exported and replaced above
-    expect(fs.existsSync(path.join(exported, 'packed'))).toBe(true);
+  it('deletes the files of the run\'s exports, and nothing of the user\'s: not a file at a recorded artifact path, nor one added to an export', async () => {
+    const exported = path.join(home, 'killed-cli'); // exported above
+    const added = path.join(home, 'out'); // exported above; the user adds a file to it
+    fs.writeFileSync(path.join(added, 'packed', 'loader.c'), '/* my loader */');
     // A database written before this fix recorded refused exports as failed artifacts at DEST/FORMAT.
     const mine = path.join(home, 'mine-api');
     const store = openStore(database());
@@ -257,11 +260,12 @@ describe('lrnet rm', () => {
     } finally {
       store.close();
     }
+    const before = snapshot(mine);
     const r = await lrnet(['rm', runId]);
     expect(r.code, r.stderr).toBe(0);
-    expect(fs.readFileSync(path.join(mine, 'packed'), 'utf8')).toBe('my own file called packed');
-    expect(fs.readFileSync(path.join(mine, 'notes.txt'), 'utf8')).toBe('my notes');
+    expect(snapshot(mine)).toEqual(before);
     expect(fs.existsSync(exported)).toBe(false);
-    expect(r.stdout).toMatch(/ and out, /);
+    expect(r.stdout).toMatch(/ and .*killed-cli/);
+    expect(snapshot(added)).toEqual({ 'packed/loader.c': '/* my loader */' });
   });
 });

@@ -22,14 +22,19 @@ export const REPORT_FILE = 'report.json';
 const OWNER_FILE = '.lrnet-export-owner.json';
 const STAGING_NAME = /^(partial|old)-(\d+)-[0-9a-f]{8}$/;
 
-/** What an existing export folder's report.json says about the folder. */
+/** What an existing export folder's report.json says it holds. */
 interface ExportFolder {
   /** The checkpoint it was exported from (absolute). */
   readonly checkpoint: string | undefined;
-  /** Its top-level entries: report.json, the golden folder and one folder per format. */
-  readonly entries: ReadonlySet<string>;
-  /** Format folder names. */
-  readonly formatDirs: readonly string[];
+  /** Each format's folder name and its files (relative to the export folder, with forward slashes). */
+  readonly formats: ReadonlyMap<string, readonly string[]>;
+  /** report.json and the golden vectors. */
+  readonly shared: readonly string[];
+}
+
+/** A relative path inside the folder: no absolute path, no "..", no backslash (a report is not trusted blindly). */
+function safeRelative(p: unknown): p is string {
+  return typeof p === 'string' && p !== '' && !p.startsWith('/') && !p.includes('\\') && !p.split('/').some((s) => s === '..' || s === '.' || s === '');
 }
 
 /** Reads `dir`/report.json as an export report written by lrnet; undefined when it is none. */
@@ -40,15 +45,51 @@ function readExportFolder(dir: string): ExportFolder | undefined {
   } catch {
     return undefined;
   }
-  if (typeof report !== 'object' || report === null) return undefined;
-  const r = report as { format?: unknown; formats?: unknown; golden?: { dir?: unknown }; source?: { checkpoint?: unknown } };
-  if (r.format !== EXPORT_REPORT_FORMAT || typeof r.formats !== 'object' || r.formats === null) return undefined;
-  const formatDirs = Object.values(r.formats as Record<string, { dir?: unknown }>)
-    .map((f) => f?.dir)
-    .filter((d): d is string => typeof d === 'string' && d !== '' && d !== '.' && d !== '..' && !d.includes('/') && !d.includes('\\'));
-  const golden = typeof r.golden?.dir === 'string' ? r.golden.dir : 'golden';
+  const r = report as {
+    format?: unknown; formats?: unknown; source?: { checkpoint?: unknown };
+    golden?: { dir?: unknown; files?: Record<string, unknown> };
+  } | null;
+  if (typeof r !== 'object' || r === null || r.format !== EXPORT_REPORT_FORMAT || typeof r.formats !== 'object' || r.formats === null) return undefined;
+  const formats = new Map<string, string[]>();
+  for (const f of Object.values(r.formats as Record<string, { dir?: unknown; files?: { path?: unknown }[] } | null>)) {
+    if (!safeRelative(f?.dir) || f.dir.includes('/') || !Array.isArray(f.files)) continue;
+    formats.set(f.dir, f.files.map((file) => file?.path).filter(safeRelative).map((p) => `${f.dir}/${p}`));
+  }
+  const golden = safeRelative(r.golden?.dir) ? r.golden.dir : 'golden';
+  const goldenFiles = ['golden.json', ...Object.values(r.golden?.files ?? {})].filter(safeRelative).map((p) => `${golden}/${p}`);
   const checkpoint = typeof r.source?.checkpoint === 'string' ? r.source.checkpoint : undefined;
-  return { checkpoint, formatDirs, entries: new Set([REPORT_FILE, golden, ...formatDirs]) };
+  return { checkpoint, formats, shared: [REPORT_FILE, ...goldenFiles] };
+}
+
+/** Files under `dir` (relative, forward slashes) that `folder`'s report does not list: not lrnet's. */
+function foreignFiles(dir: string, folder: ExportFolder): string[] {
+  const own = new Set([...folder.shared, ...[...folder.formats.values()].flat()]);
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => !e.isDirectory())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
+    .filter((f) => !own.has(f))
+    .sort();
+}
+
+/**
+ * Removes `files` (relative to `root`) and then the folders they were in that are left empty, `root` included.
+ * Returns whether `root` is gone.
+ */
+function removeFiles(root: string, files: readonly string[]): boolean {
+  const folders = new Set<string>();
+  for (const file of files) {
+    fs.rmSync(path.join(root, file), { force: true });
+    for (let d = path.dirname(file); d !== '.'; d = path.dirname(d)) folders.add(d);
+  }
+  // Deepest first; rmdir fails on a folder that still holds something (files the user added stay, with it).
+  for (const d of [...[...folders].sort((a, b) => b.split('/').length - a.split('/').length), '.']) {
+    try {
+      fs.rmdirSync(path.join(root, d));
+    } catch {
+      // Not empty, or already gone.
+    }
+  }
+  return !fs.existsSync(root);
 }
 
 const listed = (names: readonly string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? `, and ${names.length - 3} more` : '');
@@ -65,19 +106,18 @@ function destinationRefusal(outDir: string, force: boolean): string | undefined 
     return undefined;
   }
   if (!stat.isDirectory()) return `${outDir} exists and is not a folder; it is not replaced: choose another output folder`;
-  const entries = fs.readdirSync(outDir);
   const earlier = readExportFolder(outDir);
   if (!force) {
     return earlier
       ? `${outDir} already holds an lrnet export; choose another folder, or pass force (--force) to replace it`
       : `${outDir} already exists and is not an lrnet export; choose another output folder`;
   }
-  if (entries.length === 0) return undefined;
   if (!earlier) {
+    if (fs.readdirSync(outDir).length === 0) return undefined;
     return `${outDir} is not an lrnet export (it has no report.json written by lrnet export) and force only replaces an ` +
       'earlier export: choose another output folder; nothing was changed';
   }
-  const foreign = entries.filter((e) => !earlier.entries.has(e));
+  const foreign = foreignFiles(outDir, earlier);
   if (foreign.length > 0) {
     return `${outDir} holds files that are not part of its lrnet export (${listed(foreign)}); force replaces only an export's ` +
       'own files: move them out or choose another output folder; nothing was changed';
@@ -213,25 +253,20 @@ export function clearStaleStaging(outDir: string): string[] {
 }
 
 /**
- * Deletes one format folder of an export made from a checkpoint that `fromRun` accepts (a deleted run's), and the
- * rest of the export (report.json, golden/, the folder itself if then empty) once no format folder of it is left.
- * Anything else at that path (a user's file, another run's export, a folder without lrnet's report) is left alone.
- * Returns the paths removed.
+ * Deletes the files one format of an export wrote (its folder, when nothing else is in it) if the export was made
+ * from a checkpoint that `fromRun` accepts (a deleted run's), and the rest of the export (report.json, golden/, the
+ * folder itself when then empty) once no format of it is left. Files the user added stay, and so do a user's file
+ * at that path, another run's export and a folder without lrnet's report. Returns the paths removed.
  */
 export function deleteExportFiles(formatDir: string, fromRun: (checkpoint: string) => boolean): string[] {
   const target = path.resolve(formatDir);
   const outDir = path.dirname(target);
   const folder = readExportFolder(outDir);
-  if (!folder || folder.checkpoint === undefined || !folder.formatDirs.includes(path.basename(target))) return [];
-  if (!fromRun(folder.checkpoint)) return [];
-  if (!fs.existsSync(target)) return [];
-  fs.rmSync(target, { recursive: true, force: true });
-  if (folder.formatDirs.some((d) => fs.existsSync(path.join(outDir, d)))) return [target];
-  for (const entry of folder.entries) fs.rmSync(path.join(outDir, entry), { recursive: true, force: true });
-  try {
-    fs.rmdirSync(outDir); // only when empty: files the user added stay, and so does their folder
-    return [outDir];
-  } catch {
-    return [target];
-  }
+  const files = folder?.formats.get(path.basename(target));
+  if (!folder || !files || folder.checkpoint === undefined || !fromRun(folder.checkpoint) || !fs.existsSync(target)) return [];
+  removeFiles(outDir, files);
+  const formatGone = !fs.existsSync(target);
+  const left = [...folder.formats.values()].some((list) => list.some((f) => fs.existsSync(path.join(outDir, f))));
+  if (!left && removeFiles(outDir, folder.shared)) return [outDir];
+  return formatGone ? [target] : [];
 }
