@@ -271,8 +271,8 @@ describe('export errors write nothing', () => {
     }
     expect(fs.readdirSync(outDir)).toEqual(['keep.txt']);
     fs.rmSync(path.join(outDir, 'keep.txt'));
-    // An empty folder and an earlier export may be replaced.
-    const { report: first } = await exportRun({ checkpoint, dataset, formats: ['packed'], outDir, force: true, testLimit: 20 });
+    // An empty folder is used as it is; an earlier export is replaced with force.
+    const { report: first } = await exportRun({ checkpoint, dataset, formats: ['packed'], outDir, testLimit: 20 });
     const { report: forced } = await exportRun({ checkpoint, dataset, formats: ['packed'], outDir, force: true, testLimit: 20 });
     expect(forced.status).toBe('passed');
     expect(forced.createdAt >= first.createdAt).toBe(true);

@@ -95,8 +95,8 @@ function removeFiles(root: string, files: readonly string[]): boolean {
 const listed = (names: readonly string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? `, and ${names.length - 3} more` : '');
 
 /**
- * Why the export may not write to `outDir` as it is now, or undefined when it may: a missing folder, or with
- * `force` an empty folder or an earlier lrnet export holding nothing else.
+ * Why the export may not write to `outDir` as it is now, or undefined when it may: a missing or empty folder, or
+ * with `force` an earlier lrnet export holding nothing else.
  */
 function destinationRefusal(outDir: string, force: boolean): string | undefined {
   let stat: fs.Stats;
@@ -106,17 +106,15 @@ function destinationRefusal(outDir: string, force: boolean): string | undefined 
     return undefined;
   }
   if (!stat.isDirectory()) return `${outDir} exists and is not a folder; it is not replaced: choose another output folder`;
+  if (fs.readdirSync(outDir).length === 0) return undefined;
   const earlier = readExportFolder(outDir);
-  if (!force) {
-    return earlier
-      ? `${outDir} already holds an lrnet export; choose another folder, or pass force (--force) to replace it`
+  if (!earlier) {
+    return force
+      ? `${outDir} is not an lrnet export (it has no report.json written by lrnet export) and force only replaces an ` +
+        'earlier export: choose another output folder; nothing was changed'
       : `${outDir} already exists and is not an lrnet export; choose another output folder`;
   }
-  if (!earlier) {
-    if (fs.readdirSync(outDir).length === 0) return undefined;
-    return `${outDir} is not an lrnet export (it has no report.json written by lrnet export) and force only replaces an ` +
-      'earlier export: choose another output folder; nothing was changed';
-  }
+  if (!force) return `${outDir} already holds an lrnet export; choose another folder, or pass force (--force) to replace it`;
   const foreign = foreignFiles(outDir, earlier);
   if (foreign.length > 0) {
     return `${outDir} holds files that are not part of its lrnet export (${listed(foreign)}); force replaces only an export's ` +
