@@ -44,6 +44,7 @@ import type { TrainingEvent } from '../engine/train.ts';
 import { defaultDatabasePath, openStore, StoreError, type Store, type RunDetail, type MetricSeries, type ConfigDiff, type RunListRow } from './store/index.ts';
 import { createRunManager, runFolder, APP_VERSION } from './runs/manager.ts';
 import { runExportJob } from './host/export-job.ts';
+import { markInterruptedExports } from './export/interrupted.ts';
 import type { ExportFormat as EngineExportFormat } from './export/index.ts';
 import { RunManagerError, type RunEvent, type RunManager, type RunManagerOptions } from './runs/types.ts';
 
@@ -299,13 +300,17 @@ export function toApiError(error: unknown): ApiError | undefined {
   return undefined;
 }
 
-/** Creates the services: opens the store, marks runs a dead process left 'running' as interrupted, starts the run manager. */
+/**
+ * Creates the services: opens the store, marks runs and exports a dead process left 'running' as interrupted, starts
+ * the run manager.
+ */
 export async function createServices(options: ServicesOptions): Promise<AppServices> {
   const databasePath = path.resolve(options.databasePath ?? defaultDatabasePath());
   const dataFolder = path.resolve(options.dataFolder ?? path.dirname(databasePath));
   mkdirSync(dataFolder, { recursive: true });
   const store = openStore(databasePath);
   const interrupted = store.markInterruptedRuns();
+  markInterruptedExports(store);
   const concurrency = options.concurrency ?? defaultConcurrency();
   const runs = (options.createRunManager ?? createRunManager)({ store, dataFolder, concurrency });
   const exporter = options.exporter ?? jobExporter(databasePath);

@@ -234,7 +234,7 @@ describe('export', () => {
 });
 
 describe('export artifacts in the store', () => {
-  it('records one artifact per format, done with its report, or failed with the error', async () => {
+  it('records one artifact per format, done with its report; a refused export records none', async () => {
     const store = openStore(path.join(dir, 'store', 'lrnet.db'));
     try {
       const run = store.createRun({ config: tiny, seed: tiny.seed, appVersion: 'test' });
@@ -242,9 +242,8 @@ describe('export artifacts in the store', () => {
       expect(artifacts.map((a) => [a.kind, a.status])).toEqual([['export-packed', 'done'], ['export-onnx', 'done']]);
       expect((artifacts[1]!.report as { format: { verification: { passed: boolean } } }).format.verification.passed).toBe(true);
       await expect(exportRunWithArtifacts(store, run.id, { checkpoint: pretrainCheckpoint, dataset, formats: ['c'], outDir: path.join(dir, 'stored-2') })).rejects.toThrow(ExportError);
-      const recorded = store.getRun(run.id).artifacts;
-      expect(recorded.map((a) => [a.kind, a.status])).toEqual([['export-packed', 'done'], ['export-onnx', 'done'], ['export-c', 'failed']]);
-      expect(recorded[2]!.report).toMatchObject({ code: 'not-finished' });
+      // Nothing was written for it, so there is nothing to record (or for deleting the run to delete).
+      expect(store.getRun(run.id).artifacts.map((a) => [a.kind, a.status])).toEqual([['export-packed', 'done'], ['export-onnx', 'done']]);
     } finally {
       store.close();
     }
@@ -261,15 +260,23 @@ describe('export errors write nothing', () => {
     expect(fs.existsSync(path.join(dir, 'errors'))).toBe(false);
   });
 
-  it('refuses an existing folder without force, and replaces it whole with force', async () => {
+  it('refuses an existing folder without force; force replaces an earlier export, never a folder of other files', async () => {
     const outDir = path.join(dir, 'errors', 'existing');
     fs.mkdirSync(outDir, { recursive: true });
     fs.writeFileSync(path.join(outDir, 'keep.txt'), 'mine');
-    const error = await exportRun({ checkpoint, dataset, formats: ['packed'], outDir }).catch((e: unknown) => e);
-    expect((error as ExportError).code).toBe('exists');
+    for (const force of [false, true]) {
+      const error = await exportRun({ checkpoint, dataset, formats: ['packed'], outDir, force }).catch((e: unknown) => e);
+      expect((error as ExportError).code).toBe('exists');
+      expect((error as Error).message).toMatch(force ? /is not an lrnet export/ : /already exists and is not an lrnet export/);
+    }
     expect(fs.readdirSync(outDir)).toEqual(['keep.txt']);
+    fs.rmSync(path.join(outDir, 'keep.txt'));
+    // An empty folder is used as it is; an earlier export is replaced with force.
+    const { report: first } = await exportRun({ checkpoint, dataset, formats: ['packed'], outDir, testLimit: 20 });
     const { report: forced } = await exportRun({ checkpoint, dataset, formats: ['packed'], outDir, force: true, testLimit: 20 });
     expect(forced.status).toBe('passed');
+    expect(forced.createdAt >= first.createdAt).toBe(true);
+    expect(JSON.parse(fs.readFileSync(path.join(outDir, 'report.json'), 'utf8'))).toEqual(JSON.parse(JSON.stringify(forced)));
     expect(fs.readdirSync(outDir).sort()).toEqual(['golden', 'packed', 'report.json']);
     expect(fs.readdirSync(path.dirname(outDir))).toEqual(['existing']);
   });

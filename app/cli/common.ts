@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { metricInfo } from '../contract.ts';
 import { defaultDatabasePath, openStore, type Store } from '../store/index.ts';
+import { markInterruptedExports } from '../export/interrupted.ts';
 
 /** Wrong command-line arguments; every problem is listed and the command exits with code 2. */
 export class UsageError extends Error {
@@ -68,8 +69,8 @@ export interface OpenedStore {
 }
 
 /**
- * Opens the database named by --db (or the default one) and marks runs whose process died as interrupted, so what
- * the command shows is current. With `mustExist` a missing database is an error rather than a new empty one.
+ * Opens the database named by --db (or the default one) and marks runs and exports whose process died as
+ * interrupted, so what the command shows is current. With `mustExist` a missing database is an error rather than a new empty one.
  */
 export function openRunStore(db: string | undefined, options: { mustExist: boolean }): OpenedStore {
   const file = path.resolve(db ?? defaultDatabasePath());
@@ -79,6 +80,7 @@ export function openRunStore(db: string | undefined, options: { mustExist: boole
   const store = openStore(file);
   try {
     store.markInterruptedRuns();
+    markInterruptedExports(store);
   } catch (error) {
     store.close();
     throw error;

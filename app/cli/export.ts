@@ -1,13 +1,13 @@
 /**
  * `lrnet export RUN|CHECKPOINT ...`: a run id (or prefix) resolves to the run's last checkpoint in the store and the
- * export is recorded as the run's artifacts; a checkpoint file is exported as it is. The export itself, its
+ * export is recorded as the run's artifacts (running while it works, so a killed export is found and cleaned up);
+ * a checkpoint file is exported as it is. The export itself, its
  * verification and its printing are app/export/cli.ts.
  */
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { runExportCommand, EXPORT_USAGE as CHECKPOINT_EXPORT_USAGE } from '../export/cli.ts';
-import { EXPORT_FORMATS } from '../export/index.ts';
-import { artifactKind, artifactReport } from '../export/store.ts';
+import type { ExportRunOptions } from '../export/index.ts';
+import { exportRunWithArtifacts } from '../export/store.ts';
 import { CliError, openRunStore } from './common.ts';
 
 export const EXPORT_USAGE = CHECKPOINT_EXPORT_USAGE.replace(
@@ -38,20 +38,8 @@ export async function exportCommand(args: readonly string[]): Promise<number> {
     const run = store.getRun(store.resolveRunId(target));
     const checkpoint = run.checkpoints.find((c) => c.id === run.lastCheckpointId) ?? run.checkpoints[run.checkpoints.length - 1];
     if (!checkpoint) throw new CliError(`run ${run.id} has no checkpoint yet: export it once it has trained`);
-    const { exitCode, result } = await runExportCommand(rest.map((a) => (a === target ? checkpoint.path : a)));
-    if (result) {
-      for (const format of EXPORT_FORMATS) {
-        const written = result.report.formats[format];
-        if (!written) continue;
-        store.addArtifact(run.id, {
-          kind: artifactKind(format),
-          path: path.join(result.outDir, written.dir ?? format),
-          status: written.verification.passed ? 'done' : 'failed',
-          report: artifactReport(result, format),
-        });
-      }
-    }
-    return exitCode;
+    const withArtifacts = async (options: ExportRunOptions) => (await exportRunWithArtifacts(store, run.id, options)).result;
+    return (await runExportCommand(rest.map((a) => (a === target ? checkpoint.path : a)), process, withArtifacts)).exitCode;
   } finally {
     store.close();
   }

@@ -8,7 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import { initBackend, BACKEND_CHOICES, type BackendChoice } from '../../engine/backends/index.ts';
-import { ExportError, exportRun, EXPORT_FORMATS, type ExportFormat, type ExportResult } from './index.ts';
+import { ExportError, exportRun, EXPORT_FORMATS, type ExportFormat, type ExportResult, type ExportRunOptions } from './index.ts';
 
 export const EXPORT_USAGE = `usage: lrnet export CHECKPOINT --format FORMAT --out DIR [options]
 
@@ -18,7 +18,7 @@ test set and compares the logits with the app's own discrete net (top-1 must agr
   --format FORMAT      ${EXPORT_FORMATS.join(', ')} or all; repeat or separate with commas
   --out DIR            destination folder (one sub-folder per format, golden/, report.json)
   --net NET            argmax (default) or selected (the sampled net chosen on validation)
-  --force              replace DIR if it exists
+  --force              replace an earlier export at DIR (a folder holding anything else is refused)
   --test-limit N       verify on the first N test images (default: those the run evaluated on)
   --golden N           golden vectors shipped with the export (default 16)
   --ternary-base3      pack ternary weights 5 per byte instead of 4 (packed format)
@@ -137,10 +137,19 @@ export function formatExportSummary(result: ExportResult): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Runs `lrnet export` and returns its exit code and, when it ran, the result (report included). */
+/** A file-system failure (Node's errors carry an errno code such as ENOSPC or EACCES, and name the path). */
+function isFileSystemError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && typeof (error as NodeJS.ErrnoException).syscall === 'string';
+}
+
+/**
+ * Runs `lrnet export` and returns its exit code and, when it ran, the result (report included). `exporter` does
+ * the export (default exportRun; the run-id form passes one that records the run's artifacts).
+ */
 export async function runExportCommand(
   args: readonly string[],
   io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = process,
+  exporter: (options: ExportRunOptions) => Promise<ExportResult> = exportRun,
 ): Promise<{ exitCode: number; result?: ExportResult }> {
   let invocation: ExportInvocation;
   try {
@@ -153,7 +162,7 @@ export async function runExportCommand(
   }
   await initBackend(invocation.backend);
   try {
-    const result = await exportRun({
+    const result = await exporter({
       checkpoint: invocation.checkpoint, formats: invocation.formats, outDir: invocation.outDir, net: invocation.net,
       force: invocation.force, ternaryEncoding: invocation.ternaryEncoding,
       ...(invocation.testLimit !== undefined ? { testLimit: invocation.testLimit } : {}),
@@ -164,7 +173,7 @@ export async function runExportCommand(
     if (invocation.json) io.stdout.write(`${JSON.stringify(result.report)}\n`);
     return { exitCode: result.report.status === 'passed' ? 0 : 1, result };
   } catch (error) {
-    if (error instanceof ExportError) {
+    if (error instanceof ExportError || isFileSystemError(error)) {
       io.stderr.write(`lrnet export: ${error.message}\n`);
       return { exitCode: 1 };
     }

@@ -4,12 +4,12 @@
  * compare with the app's own `discreteLogits`, and store a report with the files.
  *
  * Everything is written into a hidden staging folder next to the destination and renamed into place at the end, so
- * the destination holds a complete export or nothing. Problems found before any work (a run whose LR phase did not
- * finish, an existing folder without `force`, an unwritable place) are ExportErrors and write nothing.
+ * the destination holds a complete export or nothing (see folders.ts: force replaces only an earlier export). Problems
+ * found before any work (a run whose LR phase did not finish, an existing folder, an unwritable place) are
+ * ExportErrors and write nothing.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { tf } from '../../engine/tf.ts';
 import { Random } from '../../engine/random.ts';
 import { loadCheckpoint } from '../../engine/checkpoint.ts';
@@ -50,19 +50,13 @@ import {
   TFJS_FORMAT_VERSION,
 } from '../../engine/export/index.ts';
 import { type VerificationSet, verifyC, verifyOnnx, verifyPacked, verifyTfjs } from './verify.ts';
+import { ExportError } from './errors.ts';
+import { REPORT_FILE, checkDestination, createStaging, discardStaging, publish } from './folders.ts';
 
 export type { ExportFormat, ExportReportV1 } from '../../engine/export/index.ts';
 export { EXPORT_FORMATS } from '../../engine/export/index.ts';
+export { ExportError, type ExportErrorCode } from './errors.ts';
 
-export type ExportErrorCode = 'not-finished' | 'exists' | 'unwritable' | 'invalid-argument' | 'unsupported';
-
-/** An expected problem with an export request, with a message a person can act on. Nothing was written. */
-export class ExportError extends Error {
-  override name = 'ExportError';
-  constructor(readonly code: ExportErrorCode, message: string) {
-    super(message);
-  }
-}
 
 export interface ExportRunOptions {
   /** A checkpoint file of the run (its last one: the LR phase must have finished). */
@@ -74,7 +68,7 @@ export interface ExportRunOptions {
   readonly outDir: string;
   /** Which discrete net (default 'argmax'). */
   readonly net?: DiscreteNetChoice;
-  /** Replace an existing destination folder. */
+  /** Replace an earlier export (an lrnet export folder holding nothing else) or an empty folder at outDir. */
   readonly force?: boolean;
   /** Verify on the first N test images (default: every test image the run evaluated on). */
   readonly testLimit?: number;
@@ -84,6 +78,11 @@ export interface ExportRunOptions {
   readonly ternaryEncoding?: '2bit' | 'base3';
   /** Progress lines for a terminal or a log. */
   readonly onProgress?: (message: string) => void;
+  /**
+   * Called once the request has passed every check, as the export starts writing (into `staging`, a folder next
+   * to outDir). A refused request (an ExportError before this) wrote nothing.
+   */
+  readonly onStart?: (staging: string) => void;
 }
 
 export interface ExportResult {
@@ -113,26 +112,6 @@ function normalizeFormats(formats: ExportRunOptions['formats']): ExportFormat[] 
 
 function checkCount(name: string, value: number | undefined): void {
   if (value !== undefined && (!Number.isInteger(value) || value < 1)) throw new ExportError('invalid-argument', `${name} must be an integer >= 1, got ${value}`);
-}
-
-/** Refuses an existing destination without force, and a destination whose parent cannot be written. */
-function checkDestination(outDir: string, force: boolean): void {
-  if (fs.existsSync(outDir)) {
-    if (!force) throw new ExportError('exists', `${outDir} already exists; choose another folder or pass force (--force) to replace it`);
-    if (!fs.statSync(outDir).isDirectory()) throw new ExportError('exists', `${outDir} exists and is not a folder; it is not replaced`);
-  }
-  let parent = path.dirname(outDir);
-  while (!fs.existsSync(parent)) {
-    const up = path.dirname(parent);
-    if (up === parent) break;
-    parent = up;
-  }
-  try {
-    if (!fs.statSync(parent).isDirectory()) throw new Error('not a folder');
-    fs.accessSync(parent, fs.constants.W_OK);
-  } catch (error) {
-    throw new ExportError('unwritable', `cannot write into ${parent} (${(error as Error).message}); choose another output folder`);
-  }
 }
 
 /**
@@ -336,17 +315,9 @@ export async function exportDiscreteNetwork(net: DiscreteNetwork, options: Expor
   options.onProgress?.(`computing reference logits of ${count} test images`);
   const set = await verificationSet(net, options.testSet, count);
 
-  const parent = path.dirname(outDir);
-  let staging: string;
+  const staging = createStaging(outDir);
   try {
-    fs.mkdirSync(parent, { recursive: true });
-    // mkdir (not mkdtemp, which makes the folder private) so the export gets the usual permissions.
-    staging = path.join(parent, `.${path.basename(outDir)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
-    fs.mkdirSync(staging);
-  } catch (error) {
-    throw new ExportError('unwritable', `cannot create a folder in ${parent} (${(error as Error).message}); choose another output folder`);
-  }
-  try {
+    options.onStart?.(staging);
     const golden = writeGolden(path.join(staging, 'golden'), set, Math.min(options.goldenCount ?? DEFAULT_GOLDEN, count));
     const { layers, totals } = describeGraph(graph, options.ternaryEncoding ?? '2bit');
     const formatReports: ExportReportV1['formats'] = {};
@@ -375,29 +346,12 @@ export async function exportDiscreteNetwork(net: DiscreteNetwork, options: Expor
       layers, totals, formats: formatReports, golden,
       verification: { images: count, reference: { implementation: 'discreteLogits', backend: tf.getBackend(), accuracy: referenceCorrect / count } },
     };
-    fs.writeFileSync(path.join(staging, 'report.json'), `${JSON.stringify(report, null, 1)}\n`);
-    publish(staging, outDir);
+    fs.writeFileSync(path.join(staging, REPORT_FILE), `${JSON.stringify(report, null, 1)}\n`);
+    publish(staging, outDir, options.force ?? false);
     options.onProgress?.(`export ${report.status}: ${outDir}`);
     return { outDir, report };
   } catch (error) {
-    fs.rmSync(staging, { recursive: true, force: true });
+    discardStaging(staging);
     throw error;
   }
-}
-
-/** Moves the finished staging folder to its destination, replacing an old export only once the new one is complete. */
-function publish(staging: string, outDir: string): void {
-  if (!fs.existsSync(outDir)) {
-    fs.renameSync(staging, outDir);
-    return;
-  }
-  const old = `${staging.replace(/\.partial-([^/\\]*)$/, '.old-$1')}`;
-  fs.renameSync(outDir, old);
-  try {
-    fs.renameSync(staging, outDir);
-  } catch (error) {
-    fs.renameSync(old, outDir);
-    throw error;
-  }
-  fs.rmSync(old, { recursive: true, force: true });
 }

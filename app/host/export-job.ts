@@ -7,11 +7,15 @@
  * runExportJob() is the parent's side; the bottom of this file is the child's.
  */
 import { fork } from 'node:child_process';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BackendChoice } from '../../engine/backends/index.ts';
 import type { ExportFormat } from '../contract.ts';
 import type { ExportReportV1 } from '../export/index.ts';
+import { clearStaleStaging } from '../export/folders.ts';
+import { markInterruptedExports } from '../export/interrupted.ts';
+import { openStore } from '../store/index.ts';
 
 export interface ExportJob {
   readonly databasePath: string;
@@ -43,15 +47,33 @@ export function runExportJob(job: ExportJob): Promise<ExportJobReply> {
       else if (m.type === 'done' || m.type === 'failed') reply = message as ExportJobReply;
     });
     child.on('exit', (code, signal) => {
-      resolve(reply ?? { type: 'failed', name: 'Error', message: `the export process ended (${signal ?? `code ${code}`}) without a result${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' ')}` : ''}` });
+      if (reply) return resolve(reply);
+      // Killed (or crashed) before answering: its artifacts are still 'running' and its staging folder is on disk.
+      let cleanup = '';
+      try {
+        releaseExports(job);
+      } catch (error) {
+        cleanup = `; marking its artifacts failed also failed: ${(error as Error).message}`;
+      }
+      resolve({ type: 'failed', name: 'Error', message: `the export process ended (${signal ?? `code ${code}`}) without a result${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' ')}` : ''}${cleanup}` });
     });
   });
 }
 
+/** Marks the artifacts of a dead export job failed and removes its staging folder (this process's own connection). */
+function releaseExports(job: ExportJob): void {
+  const store = openStore(job.databasePath);
+  try {
+    markInterruptedExports(store, job.runId);
+  } finally {
+    store.close();
+  }
+  clearStaleStaging(path.resolve(job.outDir)); // also one it made before recording its artifacts
+}
+
 async function child(job: ExportJob): Promise<ExportJobReply> {
-  const [{ initBackend }, { openStore }, { exportRunWithArtifacts }] = await Promise.all([
+  const [{ initBackend }, { exportRunWithArtifacts }] = await Promise.all([
     import('../../engine/backends/index.ts'),
-    import('../store/index.ts'),
     import('../export/store.ts'),
   ]);
   await initBackend(job.backend);

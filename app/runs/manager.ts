@@ -15,6 +15,7 @@ import { parseConfig, type TrainingConfig } from '../../engine/config.ts';
 import { storedConfig } from './stored-config.ts';
 import type { TrainingEvent } from '../../engine/train.ts';
 import { StoreError, type DeletedRun, type RunStatus, type Store } from '../store/index.ts';
+import { deleteExportFiles } from '../export/folders.ts';
 import { SERIALIZATION, isWorkerMessage, type ManagerMessage, type WorkerMessage } from './protocol.ts';
 import { takeOverRun } from './claims.ts';
 import { RunRecorder } from './recorder.ts';
@@ -53,15 +54,17 @@ export function checkpointFolder(dataFolder: string, runId: string): string {
 }
 
 /**
- * Deletes the files of a run that the store has just forgotten: its folder under the data folder, and the
- * checkpoint and artifact files it recorded elsewhere (plain files only: a folder outside the run's own is left
- * alone rather than risk deleting something that is not lrnet's). Returns the paths removed.
+ * Deletes the files of a run that the store has just forgotten: its folder under the data folder, the checkpoint
+ * files it recorded elsewhere (plain files only: a folder outside the run's own is left alone rather than risk
+ * deleting something that is not lrnet's), and its exports elsewhere, only where an lrnet export made from this run's
+ * checkpoints still is (see deleteExportFiles: a user's file at an artifact's path, or another run's export, stays).
+ * Returns the paths removed.
  */
 export function deleteRunFiles(dataFolder: string, deleted: DeletedRun): string[] {
   const removed: string[] = [];
   const own = runFolder(dataFolder, deleted.id);
   const inside = (p: string) => path.resolve(p).startsWith(own + path.sep);
-  for (const file of [...deleted.checkpointPaths, ...deleted.artifactPaths]) {
+  for (const file of deleted.checkpointPaths) {
     if (inside(file)) continue;
     try {
       if (statSync(file).isFile()) {
@@ -71,6 +74,10 @@ export function deleteRunFiles(dataFolder: string, deleted: DeletedRun): string[
     } catch {
       // Already gone.
     }
+  }
+  const ownCheckpoint = (file: string) => inside(file) || deleted.checkpointPaths.some((c) => path.resolve(c) === path.resolve(file));
+  for (const artifact of deleted.artifactPaths) {
+    if (!inside(artifact)) removed.push(...deleteExportFiles(artifact, ownCheckpoint));
   }
   if (existsSync(own)) {
     rmSync(own, { recursive: true, force: true });

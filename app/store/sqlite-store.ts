@@ -454,6 +454,22 @@ export class SqliteStore implements Store {
     };
   }
 
+  listArtifacts(query: { readonly runId?: string; readonly status?: readonly ArtifactStatus[] } = {}): ArtifactRecord[] {
+    this.checkOpen();
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.runId !== undefined) {
+      where.push('run_id = ?');
+      params.push(this.resolveRunId(query.runId));
+    }
+    if (query.status !== undefined) {
+      where.push(`status IN (${query.status.map(() => '?').join(', ') || 'NULL'})`);
+      params.push(...query.status);
+    }
+    const sql = `SELECT * FROM artifacts${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id`;
+    return (this.stmt(sql).all(...params) as ArtifactRow[]).map(toArtifact);
+  }
+
   listRuns(query: ListRunsQuery = {}): RunList {
     const where: string[] = [];
     const params: Record<string, unknown> = { now: this.now() };

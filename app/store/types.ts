@@ -409,6 +409,8 @@ export interface ReadableStore {
   resolveRunId(idOrPrefix: string): string;
   getRun(id: string): RunDetail;
   listRuns(query?: ListRunsQuery): RunList;
+  /** Artifacts of every run (or of one), oldest first, optionally only those with one of the given statuses. */
+  listArtifacts(query?: { readonly runId?: string; readonly status?: readonly ArtifactStatus[] }): ArtifactRecord[];
   /** Best/last of one metric, or undefined when the run has no point for it. */
   metricStats(runId: string, key: string, goal?: MetricGoal): MetricStats | undefined;
   /** The series of one metric, decimated to at most maxPoints keeping endpoints and each bucket's min and max. */
