@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { requiredPath, type DatasetEntry } from './entry.ts';
+import { requiredPath, type DatasetEntry, type DatasetReadOptions, type DownloadManifest } from './entry.ts';
 import { DatasetError } from './errors.ts';
 import { fsError, listFolder } from './io.ts';
 import { readIdxImages, readIdxLabels, type IdxImages } from './idx.ts';
@@ -243,49 +243,44 @@ export const MNIST_SAMPLE_DATASET = {
   load: (options) => loadBundledMnistSample({ trainLimit: options.trainLimit }),
 } as const satisfies DatasetEntry<'mnist-sample'>;
 
-export const MNIST_DATASET = {
-  name: 'mnist',
+/** The registry entry of a data set in MNIST's format (its four IDX files in one folder). */
+function mnistFormatDataset<Name extends 'mnist' | 'fashion-mnist'>(name: Name, title: string, description: string, download: DownloadManifest) {
+  return {
+    name,
+    title,
+    description,
+    architectures: ['mnist'],
+    location: 'path',
+    pathHint: MNIST_PATH_HINT,
+    load: (options: DatasetReadOptions) => loadMnistFolder(requiredPath(options, name, MNIST_PATH_HINT), { name, trainLimit: options.trainLimit }),
+    download,
+  } as const satisfies DatasetEntry<Name>;
+}
+
+export const MNIST_DATASET = mnistFormatDataset('mnist', 'MNIST', 'The official 60,000 training and 10,000 test digits (LeCun et al.).', {
   title: 'MNIST',
-  description: 'The official 60,000 training and 10,000 test digits (LeCun et al.).',
-  architectures: ['mnist'],
-  location: 'path',
-  pathHint: MNIST_PATH_HINT,
-  load: (options) => loadMnistFolder(requiredPath(options, 'mnist', MNIST_PATH_HINT), { name: 'mnist', trainLimit: options.trainLimit }),
-  download: {
-    title: 'MNIST',
-    homepage: 'http://yann.lecun.com/exdb/mnist/',
-    // yann.lecun.com is often down: first the copy torchvision uses (PyTorch's S3 copy of the same files).
-    mirrors: ['https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/'],
-    files: [
-      { name: 'train-images-idx3-ubyte.gz', md5: 'f68b3c2dcbeaaa9fbdd348bbdeb94873', inflatedMd5: '6bbc9ace898e44ae57da46a324031adb', bytes: 9_912_422 },
-      { name: 'train-labels-idx1-ubyte.gz', md5: 'd53e105ee54ea40749a09fcbcd1e9432', inflatedMd5: 'a25bea736e30d166cdddb491f175f624', bytes: 28_881 },
-      { name: 't10k-images-idx3-ubyte.gz', md5: '9fb629c4189551a2d022fa330f9573f3', inflatedMd5: '2646ac647ad5339dbf082846283269ea', bytes: 1_648_877 },
-      { name: 't10k-labels-idx1-ubyte.gz', md5: 'ec29112dd5afa0611ce80d1b7f02629c', inflatedMd5: '27ae3e4e09519cfbb04c329615203637', bytes: 4_542 },
-    ],
-  },
-} as const satisfies DatasetEntry<'mnist'>;
+  homepage: 'http://yann.lecun.com/exdb/mnist/',
+  // yann.lecun.com is often down: first the copy torchvision uses (PyTorch's S3 copy of the same files).
+  mirrors: ['https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/'],
+  files: [
+    { name: 'train-images-idx3-ubyte.gz', md5: 'f68b3c2dcbeaaa9fbdd348bbdeb94873', inflatedMd5: '6bbc9ace898e44ae57da46a324031adb', bytes: 9_912_422 },
+    { name: 'train-labels-idx1-ubyte.gz', md5: 'd53e105ee54ea40749a09fcbcd1e9432', inflatedMd5: 'a25bea736e30d166cdddb491f175f624', bytes: 28_881 },
+    { name: 't10k-images-idx3-ubyte.gz', md5: '9fb629c4189551a2d022fa330f9573f3', inflatedMd5: '2646ac647ad5339dbf082846283269ea', bytes: 1_648_877 },
+    { name: 't10k-labels-idx1-ubyte.gz', md5: 'ec29112dd5afa0611ce80d1b7f02629c', inflatedMd5: '27ae3e4e09519cfbb04c329615203637', bytes: 4_542 },
+  ],
+});
 
-export const FASHION_MNIST_DATASET = {
-  name: 'fashion-mnist',
+export const FASHION_MNIST_DATASET = mnistFormatDataset('fashion-mnist', 'Fashion-MNIST', "Zalando's 60,000 training and 10,000 test images of clothing, in MNIST's format.", {
   title: 'Fashion-MNIST',
-  description: "Zalando's 60,000 training and 10,000 test images of clothing, in MNIST's format.",
-  architectures: ['mnist'],
-  location: 'path',
-  pathHint: MNIST_PATH_HINT,
-  load: (options) => loadMnistFolder(requiredPath(options, 'fashion-mnist', MNIST_PATH_HINT), { name: 'fashion-mnist', trainLimit: options.trainLimit }),
-  download: {
-    title: 'Fashion-MNIST',
-    homepage: 'https://github.com/zalandoresearch/fashion-mnist',
-    mirrors: [
-      'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
-      'https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/',
-    ],
-    files: [
-      { name: 'train-images-idx3-ubyte.gz', md5: '8d4fb7e6c68d591d4c3dfef9ec88bf0d', bytes: 26_421_880 },
-      { name: 'train-labels-idx1-ubyte.gz', md5: '25c81989df183df01b3e8a0aad5dffbe', bytes: 29_515 },
-      { name: 't10k-images-idx3-ubyte.gz', md5: 'bef4ecab320f06d8554ea6380940ec79', bytes: 4_422_102 },
-      { name: 't10k-labels-idx1-ubyte.gz', md5: 'bb300cfdad3c16e7a12a480ee83cd310', bytes: 5_148 },
-    ],
-  },
-} as const satisfies DatasetEntry<'fashion-mnist'>;
-
+  homepage: 'https://github.com/zalandoresearch/fashion-mnist',
+  mirrors: [
+    'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
+    'https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/',
+  ],
+  files: [
+    { name: 'train-images-idx3-ubyte.gz', md5: '8d4fb7e6c68d591d4c3dfef9ec88bf0d', bytes: 26_421_880 },
+    { name: 'train-labels-idx1-ubyte.gz', md5: '25c81989df183df01b3e8a0aad5dffbe', bytes: 29_515 },
+    { name: 't10k-images-idx3-ubyte.gz', md5: 'bef4ecab320f06d8554ea6380940ec79', bytes: 4_422_102 },
+    { name: 't10k-labels-idx1-ubyte.gz', md5: 'bb300cfdad3c16e7a12a480ee83cd310', bytes: 5_148 },
+  ],
+});
