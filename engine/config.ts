@@ -280,7 +280,8 @@ export function parseConfig(value: unknown): TrainingConfig {
     if (d.resizeShorter !== undefined) int('dataset.resizeShorter', d.resizeShorter, typeof d.cropSize === 'number' ? d.cropSize : 224);
     if (d.decodeWorkers !== undefined) int('dataset.decodeWorkers', d.decodeWorkers, 0);
   }
-  int('seed', config.seed, 0);
+  // The random generators take 32 bits of the seed: a larger one would silently repeat a smaller one's run.
+  num('seed', config.seed, (n) => Number.isInteger(n) && n >= 0 && n <= 0xffff_ffff, 'an integer from 0 to 4294967295');
   int('batchSize', config.batchSize, 1);
   int('validationSize', config.validationSize, 1);
   for (const phase of ['pretrain', 'lr'] as const) {

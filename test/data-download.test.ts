@@ -256,6 +256,19 @@ describe('downloadDataset over loopback HTTP', () => {
     expect(fs.existsSync(part)).toBe(false);
   });
 
+  it('says nothing was downloaded, not that a partial file is kept, when no byte arrived', async () => {
+    // A port nobody listens on: every attempt is refused before a byte arrives.
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const error = await downloadDataset('mnist', opts({ baseUrl: `http://127.0.0.1:${port}/`, retries: 1 })).catch((e: unknown) => e);
+    expect((error as DownloadError).code).toBe('network');
+    expect((error as Error).message).not.toContain('is kept');
+    expect((error as Error).message).toContain('Nothing was downloaded');
+    expect(fs.readdirSync(folder()).filter((f) => f.endsWith('.part'))).toEqual([]);
+  });
+
   it('retries a cut transfer by itself, resuming it', async () => {
     const victim = FILES[2]!;
     behaviour.cutAfter.set(victim, 500_000);

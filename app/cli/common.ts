@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { metricInfo } from '../contract.ts';
-import { defaultDatabasePath, openStore, type Store } from '../store/index.ts';
+import { defaultDatabasePath, openStore, sqliteFailure, type Store } from '../store/index.ts';
 import { markInterruptedExports } from '../export/interrupted.ts';
 
 /** Wrong command-line arguments; every problem is listed and the command exits with code 2. */
@@ -60,6 +60,50 @@ export function parseCommandArgs<T extends NonNullable<ParseArgsConfig['options'
   return parsed;
 }
 
+/**
+ * The database file a command's arguments name (--db FILE or --db=FILE, else the default), for messages about a
+ * failure that surfaced without saying which file it was about.
+ */
+export function databaseFileOf(args: readonly string[]): string {
+  let db: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') break;
+    if (arg === '--db' && args[i + 1] !== undefined) db = args[++i];
+    else if (arg.startsWith('--db=')) db = arg.slice('--db='.length);
+  }
+  return path.resolve(db ?? defaultDatabasePath());
+}
+
+/** What a numeric flag accepts. Integers are always within Number.MAX_SAFE_INTEGER: beyond it they are not exact. */
+export interface NumberFlagSpec {
+  readonly integer: boolean;
+  readonly min?: number;
+  readonly max?: number;
+  /** Why the range is what it is, shown with the complaint (e.g. "seeds are 32-bit"). */
+  readonly why?: string;
+}
+
+/**
+ * Reads the value of a numeric flag. Returns the number, or undefined after adding a problem that names the flag,
+ * what it accepts and what it got (so a command can report every wrong flag at once, as a usage error).
+ */
+export function parseNumberFlag(flag: string, value: string, spec: NumberFlagSpec, problems: string[]): number | undefined {
+  const n = Number(value);
+  const max = spec.max ?? (spec.integer ? Number.MAX_SAFE_INTEGER : Infinity);
+  const min = spec.min ?? (spec.integer ? -Number.MAX_SAFE_INTEGER : -Infinity);
+  const isNumber = value.trim() !== '' && Number.isFinite(n) && (!spec.integer || Number.isInteger(n));
+  if (isNumber && n >= min && n <= max) return n;
+  // The range is named when it is what the value missed, or when the flag has one of its own.
+  const bounds = [spec.min !== undefined ? `>= ${spec.min}` : '', Number.isFinite(max) && (spec.max !== undefined || isNumber) ? `<= ${max}` : '']
+    .filter(Boolean)
+    .join(' and ');
+  problems.push(
+    `--${flag}: expected ${spec.integer ? 'an integer' : 'a number'}${bounds ? ` ${bounds}` : ''}${spec.why ? ` (${spec.why})` : ''}, got "${value}"`,
+  );
+  return undefined;
+}
+
 /** An open store with the paths around it. */
 export interface OpenedStore {
   readonly store: Store;
@@ -83,7 +127,7 @@ export function openRunStore(db: string | undefined, options: { mustExist: boole
     markInterruptedExports(store);
   } catch (error) {
     store.close();
-    throw error;
+    throw sqliteFailure(error, file) ?? error;
   }
   return { store, file, dataFolder: path.dirname(file) };
 }

@@ -2,6 +2,7 @@
  * The `lrnet` command: dispatches to subcommands and turns expected errors into a message and an exit code
  * (0 done, 1 failed, 2 wrong arguments or an unknown run, 130 stopped by Ctrl-C).
  */
+import path from 'node:path';
 import { trainCommand, resumeCommand, TRAIN_USAGE, RESUME_USAGE } from './train.ts';
 import {
   runsCommand,
@@ -17,13 +18,13 @@ import {
   TAG_USAGE,
   NOTE_USAGE,
 } from './runs.ts';
-import { CliError, UsageError } from './common.ts';
+import { CliError, UsageError, databaseFileOf } from './common.ts';
 import { ConfigError } from '../../engine/config.ts';
 import { TrainingError } from '../../engine/train.ts';
-import { BackendError } from '../../engine/backends/index.ts';
+import { BackendError, keepGpuShaderCachesIn } from '../../engine/backends/index.ts';
 import { CheckpointError } from '../../engine/checkpoint.ts';
 import { isDatasetError } from '../../engine/data/index.ts';
-import { StoreError } from '../store/index.ts';
+import { defaultDataFolder, StoreError, sqliteFailure } from '../store/index.ts';
 import { RunManagerError } from '../runs/types.ts';
 import { TrainingFailedError } from '../runs/thread.ts';
 import { serveCommand, SERVE_USAGE } from '../host/command.ts';
@@ -80,6 +81,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(command.usage);
     return 0;
   }
+  // Before any training or export thread loads a GPU driver: its shader cache belongs with lrnet's data.
+  keepGpuShaderCachesIn(path.join(defaultDataFolder(), 'gpu-cache'));
   try {
     return await command.run(args);
   } catch (error) {
@@ -87,15 +90,29 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`lrnet ${name}: ${error.problems.length > 1 ? 'invalid options:\n' : ''}${error.problems.map((p) => (error.problems.length > 1 ? `  - ${p}` : p)).join('\n')}\n\nRun "lrnet ${name} --help" for the options.\n`);
       return 2;
     }
-    if (error instanceof StoreError) {
-      process.stderr.write(`lrnet ${name}: ${error.message}\n`);
-      return error.code === 'not-found' || error.code === 'ambiguous-id' ? 2 : 1;
+    // A SQLite failure after the store opened (a page found damaged by a query, a lock held too long, a file made
+    // immutable meanwhile) does not say which file it was about; the arguments do.
+    const storeError = error instanceof StoreError ? error : sqliteFailure(error, databaseFileOf(args));
+    if (storeError) {
+      process.stderr.write(`lrnet ${name}: ${storeError.message}\n`);
+      return storeError.code === 'not-found' || storeError.code === 'ambiguous-id' ? 2 : 1;
     }
     if (error instanceof CliError || error instanceof RunManagerError || error instanceof TrainingFailedError || error instanceof ConfigError || error instanceof TrainingError ||
         error instanceof BackendError || error instanceof CheckpointError || isDatasetError(error)) {
       process.stderr.write(`lrnet ${name}: ${(error as Error).message}\n`);
       return 1;
     }
+    if (isSystemError(error)) {
+      // A file or folder the command could not use (EACCES, ENOTDIR, ENOSPC...): Node's message names the path.
+      process.stderr.write(`lrnet ${name}: ${error.message}\n`);
+      return 1;
+    }
     throw error;
   }
+}
+
+/** An error Node raised for a system call (it has an errno code such as EACCES and the call's name). */
+function isSystemError(error: unknown): error is NodeJS.ErrnoException {
+  const e = error as NodeJS.ErrnoException | null;
+  return e instanceof Error && typeof e.code === 'string' && /^E[A-Z0-9]+$/.test(e.code) && typeof e.syscall === 'string';
 }

@@ -17,6 +17,7 @@ import {
   formatTime,
   formatValue,
   openRunStore,
+  parseNumberFlag,
   parseCommandArgs,
   percentOrDash,
 } from './common.ts';
@@ -87,8 +88,7 @@ export async function runsCommand(args: readonly string[]): Promise<number> {
   for (const s of statuses) if (!RUN_STATUSES.includes(s as RunStatus)) problems.push(`--status: unknown status "${s}"; choose from ${RUN_STATUSES.join(', ')}`);
   if (v.sort !== undefined && !SORT_KEYS.includes(v.sort as RunSortKey)) problems.push(`--sort: cannot sort by "${v.sort}"; choose from ${SORT_KEYS.join(', ')}`);
   if (v.order !== undefined && v.order !== 'asc' && v.order !== 'desc') problems.push(`--order: expected asc or desc, got "${v.order}"`);
-  const limit = v.limit === undefined ? 50 : Number(v.limit);
-  if (!Number.isInteger(limit) || limit < 1) problems.push(`--limit: expected an integer >= 1, got "${v.limit}"`);
+  const limit = v.limit === undefined ? 50 : parseNumberFlag('limit', v.limit, { integer: true, min: 1 }, problems);
   if (v.metric !== undefined && v.metric.trim() === '') problems.push(`--metric: expected a metric key such as ${DEFAULT_METRIC}`);
   if (problems.length > 0) throw new UsageError(problems);
 

@@ -20,7 +20,7 @@ import type { CheckpointState, TrainingEvent } from '../../engine/train.ts';
 import { readCheckpointState, resumeMismatch } from '../../engine/checkpoint.ts';
 import type { SplitAccuracies } from '../../engine/evaluate.ts';
 import { ProgressLine, formatDuration, formatPercent } from './progress.ts';
-import { CliError, DB_OPTION, DB_USAGE, UsageError, attachNegativeValues, openRunStore, parseCommandArgs } from './common.ts';
+import { CliError, DB_OPTION, DB_USAGE, UsageError, attachNegativeValues, openRunStore, parseCommandArgs, parseNumberFlag, type NumberFlagSpec } from './common.ts';
 import { RunRecorder } from '../runs/recorder.ts';
 import { startTrainingThread } from '../runs/thread.ts';
 import { takeOverRun } from '../runs/claims.ts';
@@ -78,6 +78,9 @@ export interface TrainInvocation {
   readonly tags: readonly string[];
 }
 
+/** The random generators mix seeds as 32-bit words: a larger seed would silently repeat a smaller one's results. */
+const SEED_FLAG: NumberFlagSpec = { integer: true, min: 0, max: 2 ** 32 - 1, why: 'seeds are 32-bit' };
+
 /** Parses `lrnet train` arguments into a validated configuration; every problem is reported at once. */
 export function parseTrainArgs(args: readonly string[]): TrainInvocation {
   const options = {
@@ -118,15 +121,10 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
     throw new UsageError([`--preset: unknown preset "${presetName}"; choose one of ${PRESET_NAMES.join(', ')}`]);
   }
   const base = PRESETS[presetName];
-  const number = (flag: string, value: string | undefined, integer: boolean): number | undefined => {
-    if (value === undefined) return undefined;
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-      problems.push(`--${flag}: expected ${integer ? 'an integer' : 'a number'}, got "${value}"`);
-      return undefined;
-    }
-    return n;
-  };
+  // Lower bounds are left to validateConfig, which knows each field's; here a value must be a number at all, and an
+  // integer one exact (1e20 is an integer to JavaScript, but not one a run can use).
+  const number = (flag: string, value: string | undefined, integer: boolean): number | undefined =>
+    value === undefined ? undefined : parseNumberFlag(flag, value, flag === 'seed' ? SEED_FLAG : { integer }, problems);
   const epochs = number('epochs', v.epochs, true);
   const fpEpochs = number('fp-epochs', v['fp-epochs'], true);
   const batch = number('batch', v.batch, true);

@@ -682,10 +682,13 @@ async function fetchOne(name: DownloadableDataset, folder: string, spec: Publish
       lastStatus,
     );
   }
-  throw new DownloadError(
-    'network',
-    `could not download ${spec.name}${tried}:\n${detail}\nThe partial file ${path.basename(part)} is kept: run the download again to resume it`,
-  );
+  // Only a transfer that got some bytes leaves a partial file (a refused connection leaves none).
+  const partial = (await sizeOf(part)) ?? 0;
+  const next =
+    partial > 0
+      ? `The partial file ${path.basename(part)} (${partial} bytes) is kept: run the download again to resume it`
+      : 'Nothing was downloaded: check the network (or --base-url) and run the download again';
+  throw new DownloadError('network', `could not download ${spec.name}${tried}:\n${detail}\n${next}`);
 }
 
 async function record(name: DownloadableDataset, folder: string, file: VerifiedFile, url: string | undefined): Promise<void> {

@@ -4,7 +4,7 @@
  */
 export { openStore, type OpenStoreOptions } from './open.ts';
 export { defaultDataFolder, defaultDatabasePath, DATABASE_FILE_NAME } from './paths.ts';
-export { StoreError, type StoreErrorCode } from './errors.ts';
+export { StoreError, sqliteFailure, type StoreErrorCode } from './errors.ts';
 export { SCHEMA_VERSION } from './schema.ts';
 export { metricGoal, transitionError } from './lifecycle.ts';
 export { decimateMinMax } from './downsample.ts';

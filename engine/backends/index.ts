@@ -5,7 +5,9 @@
  * a hardware adapter, wasm, cpu. A software WebGPU adapter (lavapipe, SwiftShader) is skipped by `auto` because
  * it is slower than wasm on the same CPU; ask for `webgpu` explicitly to use it anyway.
  */
+import { mkdirSync, readdirSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { tf } from '../tf.ts';
 import { enableFusedLrKernels, requestWebgpuSubgroups } from '../webgpu/index.ts';
 
@@ -86,6 +88,53 @@ async function probeWebgpu(): Promise<{ description: string; software: boolean }
   return webgpuAdapterPromise;
 }
 
+/**
+ * Whether this machine can have a hardware GPU adapter at all. On Linux a GPU driver shows up as a device node:
+ * /dev/dri/renderD* (Mesa's drivers, nouveau, amdgpu, i915), /dev/nvidia0... (NVIDIA's driver), /dev/dxg (WSL2).
+ * Without one, Dawn can only find a software renderer, which `auto` skips anyway, and asking for it costs time,
+ * prints Dawn's "artificially reduced" limit warnings and may start a shader cache. Other systems are probed.
+ */
+function mayHaveHardwareGpu(): boolean {
+  if (process.platform !== 'linux') return true;
+  return hasEntry('/dev/dri', /^renderD\d+$/) || hasEntry('/dev', /^(nvidia\d+|dxg)$/);
+}
+
+/** Whether `folder` lists a name matching `pattern` (false when it cannot be read). */
+function hasEntry(folder: string, pattern: RegExp): boolean {
+  try {
+    return readdirSync(folder).some((name) => pattern.test(name));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Points the GPU drivers' shader caches into `folder` (lrnet's data folder, say) instead of ~/.cache, unless the
+ * user chose a place: Mesa (lavapipe, radv, anv) reads MESA_SHADER_CACHE_DIR and creates the folder itself, NVIDIA's
+ * driver reads __GL_SHADER_DISK_CACHE_PATH. Call it on the main thread before any backend starts: the drivers read
+ * the process environment, which only the main thread's process.env writes through to (workers get a copy).
+ */
+export function keepGpuShaderCachesIn(folder: string): void {
+  const env = process.env;
+  if (env['MESA_SHADER_CACHE_DIR'] === undefined && env['MESA_SHADER_CACHE_DISABLE'] === undefined) {
+    env['MESA_SHADER_CACHE_DIR'] = path.join(folder, 'mesa');
+  }
+  if (env['__GL_SHADER_DISK_CACHE_PATH'] === undefined && env['__GL_SHADER_DISK_CACHE'] === undefined) {
+    env['__GL_SHADER_DISK_CACHE_PATH'] = path.join(folder, 'nvidia');
+  }
+}
+
+/** Creates the NVIDIA shader cache folder, which (unlike Mesa) the driver expects to exist; quietly, at worst no cache. */
+function createNvidiaCacheFolder(): void {
+  const folder = process.env['__GL_SHADER_DISK_CACHE_PATH'];
+  if (folder === undefined || process.platform !== 'linux' || !hasEntry('/dev', /^nvidia\d+$/)) return;
+  try {
+    mkdirSync(folder, { recursive: true });
+  } catch {
+    // The driver falls back to no disk cache.
+  }
+}
+
 let fusedKernels = false;
 
 /**
@@ -102,6 +151,10 @@ export function useFusedKernels(enabled: boolean): void {
 }
 
 async function tryWebgpu(requireHardware: boolean): Promise<BackendInfo> {
+  if (requireHardware && !mayHaveHardwareGpu()) {
+    throw new BackendError('no GPU device (/dev/dri/renderD*, /dev/nvidia*): WebGPU not tried');
+  }
+  createNvidiaCacheFolder();
   // Subgroup operations make the fused kernels several times faster where the adapter has them.
   await requestWebgpuSubgroups();
   const adapter = await probeWebgpu();
