@@ -6,32 +6,19 @@
 // either. LRNET_HEADLESS=1 asks for the browser version outright. Arguments after `--` go to `lrnet serve`
 // (e.g. `npm start -- --port 8421`).
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { register } from 'tsx/esm/api';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
 
-/** Newest modification time under a folder (ms). */
-function newest(dir) {
-  let latest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    latest = Math.max(latest, entry.isDirectory() ? newest(full) : statSync(full).mtimeMs);
-  }
-  return latest;
-}
-
-async function buildIfStale(label, configFile, output, sources) {
-  const built = existsSync(output) ? statSync(output).mtimeMs : 0;
-  const changed = Math.max(...sources.map((s) => (statSync(s).isDirectory() ? newest(s) : statSync(s).mtimeMs)));
-  if (built >= changed) return;
-  process.stdout.write(`lrnet: building ${label}...\n`);
-  const { build } = await import('vite');
-  await build({ configFile, logLevel: 'warn' });
-}
+// The build-if-stale logic is shared with `lrnet serve` (app/host/ui-build.ts), which is TypeScript.
+register();
+const { buildIfStale, PRELOAD_TARGET, UI_TARGET } = await import('../app/host/ui-build.ts');
+const log = (line) => process.stdout.write(`lrnet: ${line}\n`);
 
 /** Why Electron cannot open a window here, or null when it can. */
 function electronUnavailable() {
@@ -47,25 +34,16 @@ function electronUnavailable() {
   return null;
 }
 
-await buildIfStale('the UI', path.join(ROOT, 'renderer', 'vite.config.js'), path.join(ROOT, 'renderer', 'dist', 'index.html'), [
-  path.join(ROOT, 'renderer', 'src'),
-  path.join(ROOT, 'renderer', 'index.html'),
-  path.join(ROOT, 'app', 'contract.ts'),
-]);
+if (!(await buildIfStale(UI_TARGET, log))) process.exit(1);
 
 const why = electronUnavailable();
 if (why === null) {
-  await buildIfStale('the preload bridge', path.join(ROOT, 'main', 'vite.config.js'), path.join(ROOT, 'out', 'main', 'preload.cjs'), [
-    path.join(ROOT, 'main', 'preload.ts'),
-    path.join(ROOT, 'app', 'contract.ts'),
-  ]);
+  if (!(await buildIfStale(PRELOAD_TARGET, log))) process.exit(1);
   const child = spawn(require('electron'), [path.join(ROOT, 'main', 'entry.mjs'), ...process.argv.slice(2)], { stdio: 'inherit' });
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 } else {
   process.stdout.write(`lrnet: no desktop window: ${why}.\nlrnet: starting the headless host instead; open the URL below in a browser.\n\n`);
-  const { register } = await import('tsx/esm/api');
-  register();
   const { serveCommand } = await import('../app/host/command.ts');
   process.exitCode = await serveCommand(process.argv.slice(2));
 }

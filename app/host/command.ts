@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServices, type AppServices } from '../services.ts';
 import { startHost, type Host } from './server.ts';
+import { buildIfStale, UI_TARGET } from './ui-build.ts';
 
 export const SERVE_USAGE = `usage: lrnet serve [options]
 
@@ -124,6 +125,7 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(`lrnet serve: ${many ? 'invalid options:\n' : ''}${error.problems.map((p) => (many ? `  - ${p}` : p)).join('\n')}\n\nRun "lrnet serve --help" for the options.\n`);
     return 2;
   }
+  if (!(await buildIfStale(UI_TARGET, (line) => process.stderr.write(`lrnet serve: ${line}\n`)))) return 1;
   let app: Awaited<ReturnType<typeof serve>>;
   try {
     app = await serve(options);

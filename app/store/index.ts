@@ -11,4 +11,4 @@ export { decimateMinMax } from './downsample.ts';
 export { currentHost } from './host.ts';
 export { currentProcess, describeClaim, ownerState } from './process-identity.ts';
 export type * from './types.ts';
-export { RUN_STATUSES, ARTIFACT_STATUSES, EVALUATION_SCORE_FIELDS } from './types.ts';
+export { RUN_STATUSES, ARTIFACT_STATUSES } from './types.ts';

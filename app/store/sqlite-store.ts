@@ -1,21 +1,37 @@
 /**
- * The Store on better-sqlite3. Every write runs in a BEGIN IMMEDIATE transaction: a deferred transaction that reads
- * and then writes can fail with SQLITE_BUSY at once when another process commits in between (busy_timeout does
- * not help there), whereas IMMEDIATE waits for the write lock up front.
+ * The Store on better-sqlite3: runs, evaluations, checkpoints, artifacts, tags, notes and run ownership. It composes
+ * the parts that do one job each: the connection (statements, write transactions; connection.ts), the metrics table
+ * (metrics-table.ts), the row mappers (rows.ts) and the checks of caller input (input-checks.ts).
  */
 import type Database from 'better-sqlite3';
-import { HEADLINE_METRIC, scoreKey, type ScoreSplit } from '../contract.ts';
+import { DISCRETE_SCORE_FIELDS, HEADLINE_METRIC, scoreKey, type ScoreSplit } from '../contract.ts';
 import { flattenConfig, diffFlattened } from './config-diff.ts';
-import { decimateMinMax } from './downsample.ts';
+import { Connection } from './connection.ts';
 import { StoreError } from './errors.ts';
 import { newRunId, normalizeIdPrefix } from './ids.ts';
+import { anyJson, checkProgress, checkStep, nonEmpty, normalizeTag, nullableJson, objectJson, optionalNumber } from './input-checks.ts';
 import { FINISHED_STATUSES, metricGoal, transitionError } from './lifecycle.ts';
-import { BufferedMetricWriter, checkPoint, emptyBatch, type PointBatch } from './metric-writer.ts';
+import { checkPoint, emptyBatch } from './metric-writer.ts';
+import { MetricsTable } from './metrics-table.ts';
 import { currentProcess, ownerState } from './process-identity.ts';
+import {
+  SCORE_COLUMNS,
+  toArtifact,
+  toCheckpoint,
+  toEvaluation,
+  toNote,
+  toRunListRow,
+  toRunRecord,
+  type ArtifactRow,
+  type CheckpointRow,
+  type EvaluationRow,
+  type NoteRow,
+  type RunListSqlRow,
+  type RunRow,
+} from './rows.ts';
 import { ftsQuery } from './search.ts';
 import {
   ARTIFACT_STATUSES,
-  EVALUATION_SCORE_FIELDS,
   RUN_STATUSES,
   type ArtifactInput,
   type ArtifactPatch,
@@ -25,14 +41,12 @@ import {
   type CheckpointRecord,
   type ConfigDiff,
   type CreateRunInput,
-  type DatasetIdentity,
   type DeletedRun,
   type EvaluationInput,
   type EvaluationRecord,
   type EvaluationScores,
   type JsonObject,
   type JsonValue,
-  type LayerStats,
   type ListRunsQuery,
   type MetricGoal,
   type MetricPoint,
@@ -43,102 +57,14 @@ import {
   type NoteRecord,
   type RunClaim,
   type RunDetail,
-  type RunHost,
   type RunList,
-  type RunListRow,
   type RunPatch,
   type RunRecord,
-  type RunSortKey,
-  type RunStatus,
   type SeriesOptions,
   type Store,
   type UpdateRunOptions,
+  type RunSortKey,
 } from './types.ts';
-
-// ---- rows as SQLite returns them -------------------------------------------------------------------------------
-
-interface RunRow {
-  id: string;
-  name: string;
-  status: RunStatus;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  preset: string | null;
-  config: string;
-  seed: number;
-  dataset: string | null;
-  backend: string | null;
-  adapter: string | null;
-  app_version: string;
-  host: string | null;
-  error: string | null;
-  progress: number | null;
-  last_checkpoint: number | null;
-  owner_host: string | null;
-  owner_pid: number | null;
-  owner_token: string | null;
-}
-
-interface SummaryRow {
-  key: string;
-  count: number;
-  min_value: number | null;
-  min_step: number | null;
-  max_value: number | null;
-  max_step: number | null;
-  last_step: number;
-  last_value: number | null;
-}
-
-type EvaluationRow = Record<string, number | string | null> & {
-  id: number;
-  run_id: string;
-  step: number;
-  epoch: number | null;
-  phase: string | null;
-  created_at: number;
-  layer_stats: string;
-};
-
-interface CheckpointRow {
-  id: number;
-  run_id: string;
-  step: number;
-  epoch: number | null;
-  phase: string | null;
-  path: string;
-  bytes: number;
-  created_at: number;
-}
-
-interface ArtifactRow {
-  id: number;
-  run_id: string;
-  kind: string;
-  path: string;
-  status: ArtifactStatus;
-  report: string | null;
-  created_at: number;
-  updated_at: number;
-}
-
-interface NoteRow {
-  id: number;
-  run_id: string;
-  text: string;
-  created_at: number;
-}
-
-/** evaluations column for each EvaluationScores field. */
-const SCORE_COLUMNS: Record<(typeof EVALUATION_SCORE_FIELDS)[number], string> = {
-  argmax: 'argmax',
-  sampledMean: 'sampled_mean',
-  sampledMin: 'sampled_min',
-  sampledBest: 'sampled_best',
-  selected: 'selected',
-  expected: 'expected',
-};
 
 /** SQL for each sort key; 'best' and 'last' are filled in per query. */
 const SORT_COLUMNS: Record<Exclude<RunSortKey, 'best' | 'last'>, string> = {
@@ -156,199 +82,9 @@ const SORT_COLUMNS: Record<Exclude<RunSortKey, 'best' | 'last'>, string> = {
   progress: 'r.progress',
 };
 
-const MAX_TAG_LENGTH = 100;
-
-// ---- value conversion ---------------------------------------------------------------------------------------------
-
-/** JSON text of a plain object, or StoreError naming `what`. */
-function objectJson(value: unknown, what: string): string {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new StoreError('invalid-argument', `${what} must be a JSON object, got ${Array.isArray(value) ? 'an array' : String(value)}`);
-  }
-  return anyJson(value, what);
-}
-
-function anyJson(value: unknown, what: string): string {
-  try {
-    const text = JSON.stringify(value);
-    if (text === undefined) throw new Error('not serializable');
-    return text;
-  } catch (error) {
-    throw new StoreError('invalid-argument', `${what} cannot be stored as JSON: ${(error as Error).message}`);
-  }
-}
-
-function nullableJson(value: unknown, what: string): string | null {
-  return value === null || value === undefined ? null : anyJson(value, what);
-}
-
-function parseJson<T>(text: string | null): T | null {
-  return text === null ? null : (JSON.parse(text) as T);
-}
-
-function nonEmpty(value: unknown, what: string): string {
-  if (typeof value !== 'string' || value.trim().length === 0) {
-    throw new StoreError('invalid-argument', `${what} must be a non-empty string, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-function optionalNumber(value: unknown, what: string): number | null {
-  if (value === undefined || value === null) return null;
-  if (typeof value !== 'number' || Number.isNaN(value)) {
-    throw new StoreError('invalid-argument', `${what} must be a number or null, got ${String(value)}`);
-  }
-  return value;
-}
-
-function checkStep(step: unknown, what: string): number {
-  if (!Number.isSafeInteger(step) || (step as number) < 0) {
-    throw new StoreError('invalid-argument', `${what} step must be an integer >= 0, got ${String(step)}`);
-  }
-  return step as number;
-}
-
-function checkProgress(progress: unknown): number | null {
-  const p = optionalNumber(progress, 'progress');
-  if (p !== null && !(p >= 0 && p <= 1)) throw new StoreError('invalid-argument', `progress must be in [0, 1], got ${p}`);
-  return p;
-}
-
-function normalizeTag(tag: unknown): string {
-  const t = nonEmpty(tag, 'tag').trim();
-  if (t.length > MAX_TAG_LENGTH) throw new StoreError('invalid-argument', `tag is longer than ${MAX_TAG_LENGTH} characters`);
-  return t;
-}
-
-/** SQL NULL stands for NaN in metric values. */
-function metricValue(v: number | null): number {
-  return v === null ? NaN : v;
-}
-
-function toRunRecord(row: RunRow): RunRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    status: row.status,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    preset: row.preset,
-    config: JSON.parse(row.config) as JsonObject,
-    seed: row.seed,
-    dataset: parseJson<DatasetIdentity>(row.dataset),
-    backend: row.backend,
-    adapter: row.adapter,
-    appVersion: row.app_version,
-    host: parseJson<RunHost>(row.host),
-    error: row.error,
-    progress: row.progress,
-    lastCheckpointId: row.last_checkpoint,
-  };
-}
-
-function toStats(row: SummaryRow, goal: MetricGoal = metricGoal(row.key)): MetricStats {
-  const max = goal === 'max';
-  return {
-    key: row.key,
-    count: row.count,
-    goal,
-    best: max ? row.max_value : row.min_value,
-    bestStep: max ? row.max_step : row.min_step,
-    min: row.min_value,
-    minStep: row.min_step,
-    max: row.max_value,
-    maxStep: row.max_step,
-    last: metricValue(row.last_value),
-    lastStep: row.last_step,
-  };
-}
-
-function toEvaluation(row: EvaluationRow): EvaluationRecord {
-  const scores = (prefix: string) => {
-    const out: Record<string, number | null> = {};
-    for (const f of EVALUATION_SCORE_FIELDS) out[f] = row[prefix + SCORE_COLUMNS[f]] as number | null;
-    return out as EvaluationRecord['test'];
-  };
-  return {
-    id: row.id,
-    runId: row.run_id,
-    step: row.step,
-    epoch: row.epoch,
-    phase: row.phase,
-    createdAt: row.created_at,
-    test: scores(''),
-    validation: scores('val_'),
-    layerStats: JSON.parse(row.layer_stats) as LayerStats[],
-  };
-}
-
-function toCheckpoint(row: CheckpointRow): CheckpointRecord {
-  return {
-    id: row.id,
-    runId: row.run_id,
-    step: row.step,
-    epoch: row.epoch,
-    phase: row.phase,
-    path: row.path,
-    bytes: row.bytes,
-    createdAt: row.created_at,
-  };
-}
-
-function toArtifact(row: ArtifactRow): ArtifactRecord {
-  return {
-    id: row.id,
-    runId: row.run_id,
-    kind: row.kind,
-    path: row.path,
-    status: row.status,
-    report: parseJson<JsonValue>(row.report),
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-function toNote(row: NoteRow): NoteRecord {
-  return { id: row.id, runId: row.run_id, text: row.text, createdAt: row.created_at };
-}
-
 function asList<T>(value: T | readonly T[] | undefined): readonly T[] {
   if (value === undefined) return [];
   return Array.isArray(value) ? (value as readonly T[]) : [value as T];
-}
-
-/** Aggregates of one key within one batch. */
-interface BatchAggregate {
-  count: number;
-  firstStep: number;
-  minValue: number | null;
-  minStep: number | null;
-  maxValue: number | null;
-  maxStep: number | null;
-  lastStep: number;
-  lastValue: number;
-}
-
-/** Collects (step, value) pairs from the lrnet_collect SQL aggregate into growable typed arrays. */
-class SeriesCollector {
-  count = 0;
-  steps = new Float64Array(1024);
-  values = new Float64Array(1024);
-
-  add(step: number, value: number | null): void {
-    if (this.count === this.steps.length) {
-      const steps = new Float64Array(this.count * 2);
-      steps.set(this.steps);
-      this.steps = steps;
-      const values = new Float64Array(this.count * 2);
-      values.set(this.values);
-      this.values = values;
-    }
-    this.steps[this.count] = step;
-    this.values[this.count] = value === null ? NaN : value;
-    this.count++;
-  }
 }
 
 export interface SqliteStoreOptions {
@@ -359,55 +95,29 @@ export interface SqliteStoreOptions {
 
 /** Store over an open, migrated better-sqlite3 connection. Construct through openStore(). */
 export class SqliteStore implements Store {
-  private readonly statements = new Map<string, Database.Statement>();
-  private readonly writers = new Set<BufferedMetricWriter>();
+  private readonly conn: Connection;
+  private readonly metrics: MetricsTable;
   private readonly now: () => number;
-  private closed = false;
-  /** Output slot of the lrnet_collect aggregate (better-sqlite3 is synchronous, so one slot is enough). */
-  private collected: SeriesCollector | undefined;
 
   constructor(
-    private readonly db: Database.Database,
+    db: Database.Database,
     readonly file: string,
     private readonly options: SqliteStoreOptions,
   ) {
     this.now = options.now;
-    // Reading a series through an aggregate keeps the per-row work in a tight JS callback instead of materializing
-    // one JS array per row, about 4x faster on 100k points (see bench/store.ts).
-    const collect = {
-      start: () => new SeriesCollector(),
-      step: (collector: SeriesCollector, step: number, value: number | null) => {
-        collector.add(step, value);
-      },
-      result: (collector: SeriesCollector) => {
-        this.collected = collector;
-        return collector.count;
-      },
-    };
-    // @types/better-sqlite3 types step() with a single argument; SQLite passes one per SQL argument.
-    db.aggregate('lrnet_collect', collect as unknown as Database.AggregateOptions);
+    this.conn = new Connection(db, file);
+    this.metrics = new MetricsTable(this.conn, this.now);
   }
 
   // ---- plumbing ------------------------------------------------------------------------------------------------
 
   private stmt(sql: string): Database.Statement {
-    let s = this.statements.get(sql);
-    if (s === undefined) {
-      this.checkOpen();
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
+    return this.conn.stmt(sql);
   }
 
-  /** Runs `fn` in a BEGIN IMMEDIATE transaction (or a savepoint when already inside one). */
+  /** Runs `fn` in a BEGIN IMMEDIATE transaction (see connection.ts). */
   private write<T>(fn: () => T): T {
-    this.checkOpen();
-    return this.db.transaction(fn).immediate();
-  }
-
-  private checkOpen(): void {
-    if (this.closed) throw new StoreError('closed', `the store ${this.file} is closed`);
+    return this.conn.write(fn);
   }
 
   private runRow(id: string): RunRow {
@@ -448,14 +158,12 @@ export class SqliteStore implements Store {
       artifacts: (this.stmt('SELECT * FROM artifacts WHERE run_id = ? ORDER BY created_at, id').all(runId) as ArtifactRow[]).map(
         toArtifact,
       ),
-      metrics: (this.stmt('SELECT * FROM metric_summary WHERE run_id = ? ORDER BY key').all(runId) as SummaryRow[]).map((r) =>
-        toStats(r),
-      ),
+      metrics: this.metrics.summaries(runId),
     };
   }
 
   listArtifacts(query: { readonly runId?: string; readonly status?: readonly ArtifactStatus[] } = {}): ArtifactRecord[] {
-    this.checkOpen();
+    this.conn.checkOpen();
     const where: string[] = [];
     const params: unknown[] = [];
     if (query.runId !== undefined) {
@@ -530,110 +238,26 @@ export class SqliteStore implements Store {
          ${whereSql}
          ORDER BY ${sortSql} ${order} NULLS LAST, r.created_at DESC, r.id
          LIMIT @limit OFFSET @offset`,
-    ).all(params) as Array<
-      Omit<RunRow, 'config' | 'dataset' | 'host'> & {
-        dataset_name: string | null;
-        dataset_checksum: string | null;
-        tags: string;
-        best: number | null;
-        best_step: number | null;
-        last_value: number | null;
-        last_step: number | null;
-      }
-    >;
+    ).all(params) as RunListSqlRow[];
     const total = this.stmt(`SELECT count(*) FROM runs r ${whereSql}`)
       .pluck()
       .get(Object.fromEntries(Object.entries(params).filter(([k]) => !['now', 'metric', 'limit', 'offset'].includes(k)))) as number;
     return {
       total,
-      rows: rows.map(
-        (r): RunListRow => ({
-          id: r.id,
-          name: r.name,
-          status: r.status,
-          createdAt: r.created_at,
-          startedAt: r.started_at,
-          finishedAt: r.finished_at,
-          preset: r.preset,
-          seed: r.seed,
-          datasetName: r.dataset_name,
-          datasetChecksum: r.dataset_checksum,
-          backend: r.backend,
-          adapter: r.adapter,
-          progress: r.progress,
-          error: r.error,
-          tags: JSON.parse(r.tags) as string[],
-          metric:
-            metric === undefined || r.last_step === null
-              ? null
-              : { key: metric, best: r.best, bestStep: r.best_step, last: metricValue(r.last_value), lastStep: r.last_step },
-        }),
-      ),
+      rows: rows.map((r) => toRunListRow(r, metric)),
     };
   }
 
   metricStats(runId: string, key: string, goal?: MetricGoal): MetricStats | undefined {
-    const id = this.resolveRunId(runId);
-    const row = this.stmt('SELECT * FROM metric_summary WHERE run_id = ? AND key = ?').get(id, key) as SummaryRow | undefined;
-    return row === undefined ? undefined : toStats(row, goal);
+    return this.metrics.stats(this.resolveRunId(runId), key, goal);
   }
 
   metricSeries(runId: string, key: string, options: SeriesOptions = {}): MetricSeries {
-    const id = this.resolveRunId(runId);
-    const maxPoints = options.maxPoints ?? 1000;
-    const from = options.fromStep ?? Number.MIN_SAFE_INTEGER;
-    const to = options.toStep ?? Number.MAX_SAFE_INTEGER;
-    this.collected = undefined;
-    this.stmt(
-      `SELECT lrnet_collect(step, value) FROM metrics WHERE run_id = ? AND key = ? AND step >= ? AND step <= ?`,
-    ).get(id, key, from, to);
-    const collected = this.collected ?? new SeriesCollector();
-    this.collected = undefined;
-    const n = collected.count;
-    let steps = collected.steps.subarray(0, n);
-    let values = collected.values.subarray(0, n);
-    // The primary key scan yields steps in order; should a future SQLite choose another plan, sort rather than
-    // draw a scrambled line.
-    let sorted = true;
-    for (let i = 1; i < n && sorted; i++) sorted = steps[i - 1]! < steps[i]!;
-    if (!sorted) {
-      const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => steps[a]! - steps[b]!);
-      steps = Float64Array.from(order, (i) => steps[i]!);
-      values = Float64Array.from(order, (i) => values[i]!);
-    }
-    const kept = maxPoints > 0 ? decimateMinMax(values, maxPoints) : Array.from({ length: n }, (_, i) => i);
-    const keptSteps = kept.map((i) => steps[i]!);
-    // Epoch and wall time only for the points kept: a few hundred primary-key lookups instead of 100k rows.
-    const extras = new Map<number, [number | null, number]>();
-    const rows = this.stmt(
-      `SELECT step, epoch, wall_time FROM metrics
-        WHERE run_id = ? AND key = ? AND step IN (SELECT value FROM json_each(?))`,
-    )
-      .raw()
-      .all(id, key, JSON.stringify(keptSteps)) as [number, number | null, number][];
-    for (const [step, epoch, wall] of rows) extras.set(step, [epoch, wall]);
-    return {
-      runId: id,
-      key,
-      total: n,
-      downsampled: kept.length < n,
-      steps: keptSteps,
-      values: kept.map((i) => values[i]!),
-      epochs: keptSteps.map((s) => extras.get(s)?.[0] ?? null),
-      wallTimes: keptSteps.map((s) => extras.get(s)?.[1] ?? NaN),
-    };
+    return this.metrics.series(this.resolveRunId(runId), key, options);
   }
 
   valueAt(runId: string, key: string, step: number): MetricPoint | undefined {
-    const id = this.resolveRunId(runId);
-    const row = this.stmt(
-      `SELECT key, step, value, epoch, phase, wall_time FROM metrics
-        WHERE run_id = ? AND key = ? AND step <= ? ORDER BY step DESC LIMIT 1`,
-    ).get(id, key, step) as
-      | { key: string; step: number; value: number | null; epoch: number | null; phase: string | null; wall_time: number }
-      | undefined;
-    if (row === undefined) return undefined;
-    return { key: row.key, step: row.step, value: metricValue(row.value), epoch: row.epoch, phase: row.phase, wallTime: row.wall_time };
+    return this.metrics.valueAt(this.resolveRunId(runId), key, step);
   }
 
   configDiff(runIds: readonly string[]): ConfigDiff {
@@ -754,98 +378,7 @@ export class SqliteStore implements Store {
   }
 
   metricWriter(runId: string, options?: MetricWriterOptions): MetricWriter {
-    this.checkOpen();
-    const id = this.resolveRunId(runId);
-    const writer = new BufferedMetricWriter(
-      id,
-      (run, batch) => this.write(() => this.insertPoints(run, batch)),
-      this.now,
-      (w) => this.writers.delete(w),
-      options,
-    );
-    this.writers.add(writer);
-    return writer;
-  }
-
-  /**
-   * Inserts a batch and brings metric_summary up to date. Must run inside a write transaction. A batch that only
-   * appends (every step after the key's last one) updates the summary incrementally; one that rewrites earlier
-   * steps (a resumed run) recomputes that key's summary from its series, since a replaced value may have been
-   * the minimum or maximum.
-   */
-  private insertPoints(runId: string, batch: PointBatch): void {
-    const insert = this.stmt(
-      `INSERT INTO metrics (run_id, key, step, phase, epoch, wall_time, value) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (run_id, key, step) DO UPDATE SET
-         phase = excluded.phase, epoch = excluded.epoch, wall_time = excluded.wall_time, value = excluded.value`,
-    );
-    const aggregates = new Map<string, BatchAggregate>();
-    const { keys, steps, values, epochs, phases, wallTimes } = batch;
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i]!;
-      const step = steps[i]!;
-      const value = values[i]!;
-      insert.run(runId, key, step, phases[i]!, epochs[i]!, wallTimes[i]!, value);
-      let a = aggregates.get(key);
-      if (a === undefined) {
-        a = { count: 0, firstStep: step, minValue: null, minStep: null, maxValue: null, maxStep: null, lastStep: step, lastValue: value };
-        aggregates.set(key, a);
-      }
-      a.count++;
-      if (step < a.firstStep) a.firstStep = step;
-      if (step >= a.lastStep) {
-        a.lastStep = step;
-        a.lastValue = value;
-      }
-      if (!Number.isNaN(value)) {
-        if (a.minValue === null || value < a.minValue) {
-          a.minValue = value;
-          a.minStep = step;
-        }
-        if (a.maxValue === null || value > a.maxValue) {
-          a.maxValue = value;
-          a.maxStep = step;
-        }
-      }
-    }
-    const select = this.stmt('SELECT * FROM metric_summary WHERE run_id = ? AND key = ?');
-    const replace = this.stmt(
-      `INSERT OR REPLACE INTO metric_summary (run_id, key, count, min_value, min_step, max_value, max_step, last_step, last_value)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    for (const [key, a] of aggregates) {
-      const old = select.get(runId, key) as SummaryRow | undefined;
-      if (old !== undefined && a.firstStep <= old.last_step) {
-        this.recomputeSummary(runId, key);
-        continue;
-      }
-      // Strict comparisons: on ties the earlier step keeps the record.
-      const takeMin = old === undefined || old.min_value === null || (a.minValue !== null && a.minValue < old.min_value);
-      const takeMax = old === undefined || old.max_value === null || (a.maxValue !== null && a.maxValue > old.max_value);
-      replace.run(
-        runId,
-        key,
-        (old?.count ?? 0) + a.count,
-        takeMin ? a.minValue : old.min_value,
-        takeMin ? a.minStep : old.min_step,
-        takeMax ? a.maxValue : old.max_value,
-        takeMax ? a.maxStep : old.max_step,
-        a.lastStep,
-        a.lastValue,
-      );
-    }
-  }
-
-  private recomputeSummary(runId: string, key: string): void {
-    this.stmt(
-      `INSERT OR REPLACE INTO metric_summary (run_id, key, count, min_value, min_step, max_value, max_step, last_step, last_value)
-       SELECT @run, @key, c.n, mn.v, CASE WHEN mn.v IS NULL THEN NULL ELSE mn.s END,
-              mx.v, CASE WHEN mx.v IS NULL THEN NULL ELSE mx.s END, ls.step, ls.value
-         FROM (SELECT count(*) AS n FROM metrics WHERE run_id = @run AND key = @key) c,
-              (SELECT min(value) AS v, step AS s FROM metrics WHERE run_id = @run AND key = @key) mn,
-              (SELECT max(value) AS v, step AS s FROM metrics WHERE run_id = @run AND key = @key) mx,
-              (SELECT step, value FROM metrics WHERE run_id = @run AND key = @key ORDER BY step DESC LIMIT 1) ls`,
-    ).run({ run: runId, key });
+    return this.metrics.writer(this.resolveRunId(runId), options);
   }
 
   addEvaluation(runId: string, evaluation: EvaluationInput): EvaluationRecord {
@@ -867,7 +400,7 @@ export class SqliteStore implements Store {
       ['val_', 'validation', evaluation.validation],
     ];
     for (const [prefix, split, scores] of sets) {
-      for (const field of EVALUATION_SCORE_FIELDS) {
+      for (const field of DISCRETE_SCORE_FIELDS) {
         const value = optionalNumber(scores?.[field], `${split}.${field}`);
         params[prefix + SCORE_COLUMNS[field]] = value;
         if (value !== null) {
@@ -888,7 +421,7 @@ export class SqliteStore implements Store {
         `INSERT INTO evaluations (run_id, phase, epoch, step, created_at, layer_stats, ${columns.join(', ')})
          VALUES (@run, @phase, @epoch, @step, @now, @layerStats, ${columns.map((c) => `@${c}`).join(', ')})`,
       ).run(params);
-      if (points.keys.length > 0) this.insertPoints(id, points);
+      if (points.keys.length > 0) this.metrics.insert(id, points);
       return toEvaluation(this.stmt('SELECT * FROM evaluations WHERE id = ?').get(lastInsertRowid) as EvaluationRow);
     });
   }
@@ -992,17 +525,12 @@ export class SqliteStore implements Store {
       this.stmt('DELETE FROM runs WHERE id = ?').run(runId);
       return { id: runId, checkpointPaths, artifactPaths };
     });
-    for (const w of this.writers) {
-      if (w.runId === runId) {
-        w.discard(`run ${runId} was deleted`);
-        this.writers.delete(w);
-      }
-    }
+    this.metrics.discardWriters(runId);
     return deleted;
   }
 
   markInterruptedRuns(): string[] {
-    this.checkOpen();
+    this.conn.checkOpen();
     const candidates = this.stmt(
       `SELECT id, status, owner_host, owner_pid, owner_token FROM runs
         WHERE status = 'running' OR (status = 'queued' AND started_at IS NOT NULL)`,
@@ -1054,25 +582,9 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
-    if (this.closed) return;
-    let failure: unknown;
-    for (const w of [...this.writers]) {
-      try {
-        w.close();
-      } catch (error) {
-        failure ??= error;
-      }
-    }
-    if (!this.options.readonly) {
-      try {
-        this.db.pragma('optimize');
-      } catch {
-        // Only a planner hint; never worth failing a close over.
-      }
-    }
-    this.closed = true;
-    this.statements.clear();
-    this.db.close();
+    if (this.conn.isClosed) return;
+    const failure = this.metrics.closeWriters();
+    this.conn.close(!this.options.readonly);
     if (failure !== undefined) throw failure;
   }
 }

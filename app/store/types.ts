@@ -1,8 +1,9 @@
 /**
  * What the experiment store records and how it is read back. These are the runtime shapes callers see (camelCase);
- * the on-disk layout lives in schema.ts and only sqlite-store.ts translates between the two.
+ * the on-disk layout lives in schema.ts and only rows.ts translates between the two.
  */
 import type { DatasetIdentity } from '../../engine/data/types.ts';
+import type { DISCRETE_SCORE_FIELDS } from '../contract.ts';
 
 export type { DatasetIdentity };
 
@@ -177,7 +178,11 @@ export interface EvaluationScores {
   readonly expected?: number | null;
 }
 
-export const EVALUATION_SCORE_FIELDS = ['argmax', 'sampledMean', 'sampledMin', 'sampledBest', 'selected', 'expected'] as const;
+// The list of these fields is the contract's DISCRETE_SCORE_FIELDS (the metric catalog's order); the store reads and
+// writes one evaluations column per field (rows.ts SCORE_COLUMNS). This breaks the build if the two drift apart.
+type DiscreteScoreField = (typeof DISCRETE_SCORE_FIELDS)[number];
+const _scoreFieldsMatch: [keyof EvaluationScores] extends [DiscreteScoreField] ? ([DiscreteScoreField] extends [keyof EvaluationScores] ? true : never) : never = true;
+void _scoreFieldsMatch;
 
 /** Per-layer weight distribution statistics at an evaluation. */
 export interface LayerStats {
