@@ -19,7 +19,8 @@ import {
   isDownloadableDataset,
   type DownloadableDataset,
 } from './catalog.ts';
-import { readManifest, verifyFile, type VerifiedBy } from './download.ts';
+import { verifyFile, type VerifiedBy } from './checksums.ts';
+import { readManifest } from './manifest.ts';
 
 export interface DatasetFileStatus {
   readonly name: string;
