@@ -6,12 +6,13 @@
  * Runs it sets 'running' are claimed in the store by this process, so if it dies (even by SIGKILL) the next
  * markInterruptedRuns() marks them 'interrupted'; its workers notice the closed IPC channel and exit.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseConfig, type TrainingConfig } from '../../engine/config.ts';
+import { forkTypeScript } from '../../engine/typescript-entry.ts';
 import { storedConfig } from './stored-config.ts';
 import type { TrainingEvent } from '../../engine/train.ts';
 import { StoreError, type DeletedRun, type RunStatus, type Store } from '../store/index.ts';
@@ -29,11 +30,6 @@ import {
 } from './types.ts';
 
 const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
-/**
- * tsx's loader as a file URL rather than the bare name 'tsx': `--import tsx` resolves from the working directory,
- * which is not this project's when the app or `npx lrnet` runs from elsewhere.
- */
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 /** Step events reach subscribers at most this often per run (10 a second). */
 const STEP_EVENT_INTERVAL_MS = 100;
 /** How an API caller takes over a run held by a process that cannot be checked (see claims.ts). */
@@ -296,8 +292,7 @@ class ProcessRunManager implements RunManager {
     mkdirSync(checkpointDir, { recursive: true });
     this.store.updateRun(id, { status: 'running', error: null });
 
-    const child = fork(WORKER, [], {
-      execArgv: ['--import', TSX_LOADER],
+    const child = forkTypeScript(WORKER, [], {
       serialization: SERIALIZATION,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });

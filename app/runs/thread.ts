@@ -7,31 +7,11 @@
  * thread of its own the engine can starve only itself; the stop request reaches it through shared memory, which it
  * reads at each event (the engine checks its AbortSignal before every step, right after the previous step's event).
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { typeScriptWorker } from '../../engine/typescript-entry.ts';
 import type { TrainingConfig } from '../../engine/config.ts';
 import type { TrainingEvent } from '../../engine/train.ts';
 import type { WorkerResult } from './protocol.ts';
-
-/**
- * The thread's entry: worker threads start without the parent's module hooks (and an `--import` in their execArgv
- * is not in place before their entry module loads), so a small script registers tsx and then imports this file.
- * tsx is found from this file, not from the working directory.
- */
-const THREAD_BOOTSTRAP = `import(${JSON.stringify(tsxModule('./esm/api'))})
-  .then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`;
-
-/** File URL of an ESM entry of the tsx package, read from its exports map ('import' condition). */
-function tsxModule(entry: string): string {
-  const require = createRequire(import.meta.url);
-  const manifest = require.resolve('tsx/package.json');
-  const exported = (require(manifest) as { exports: Record<string, string | { import: string | { default: string } }> }).exports[entry];
-  const target = typeof exported === 'string' ? exported : typeof exported?.import === 'string' ? exported.import : exported?.import.default;
-  if (target === undefined) throw new Error(`tsx does not export ${entry}`);
-  return pathToFileURL(path.join(path.dirname(manifest), target)).href;
-}
 
 /** What a training thread is asked to do. */
 export interface TrainingJob {
@@ -81,7 +61,7 @@ export function startTrainingThread(job: TrainingJob, onEvent: (event: TrainingE
   const stopFlag = new SharedArrayBuffer(4);
   const flag = new Int32Array(stopFlag);
   const data: ThreadData = { lrnetTrainingThread: true, job, stopFlag };
-  const worker = new Worker(THREAD_BOOTSTRAP, { eval: true, workerData: data });
+  const worker = typeScriptWorker(import.meta.url, { workerData: data });
   let settled = false;
   const result = new Promise<WorkerResult>((resolve, reject) => {
     worker.on('message', (message: ThreadMessage) => {
