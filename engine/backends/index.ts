@@ -7,7 +7,7 @@
  */
 import os from 'node:os';
 import { tf } from '../tf.ts';
-import { enableFusedLrKernels, requestWebgpuSubgroups } from '../webgpu/index.ts';
+import { enableFusedLrKernels, requestWebgpuSubgroups } from './webgpu/index.ts';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -89,7 +89,7 @@ async function probeWebgpu(): Promise<{ description: string; software: boolean }
 let fusedKernels = false;
 
 /**
- * Whether LR layers run through the fused WebGPU kernels (engine/webgpu): on when the webgpu backend is active,
+ * Whether LR layers run through the fused WebGPU kernels (engine/backends/webgpu): on when the webgpu backend is active,
  * unless LRNET_FUSED_KERNELS=0 or `useFusedKernels(false)` asked for the stock TensorFlow.js ops.
  */
 export function fusedKernelsActive(): boolean {
