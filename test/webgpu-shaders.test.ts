@@ -17,7 +17,7 @@ import {
   pixelsPerLaneWide,
   sameConvGeometry,
   sumPartialsProgram,
-} from '../engine/backends/webgpu/lr-kernels.ts';
+} from '../engine/backends/webgpu/lr-kernels/index.ts';
 import type { FusedProgram } from '../engine/backends/webgpu/runner.ts';
 import { webgpuAvailable, shaderErrors, activeSubgroupSize } from './helpers/webgpu.ts';
 

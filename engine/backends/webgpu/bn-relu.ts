@@ -11,7 +11,7 @@
  */
 import { tf, type Tensor } from '../../tf.ts';
 import { runFusedProgram, type FusedProgram, type WebGPUBackendInternals } from './runner.ts';
-import { lanesFor } from './lr-kernels.ts';
+import { lanesFor } from './lr-kernels/index.ts';
 
 export const BN_STATS_KERNEL = 'LrnetBnReluStats';
 export const BN_APPLY_KERNEL = 'LrnetBnReluApply';

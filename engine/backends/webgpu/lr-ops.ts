@@ -30,7 +30,7 @@ import {
   pixelsPerLaneWide,
   sameConvGeometry,
   sumPartialsProgram,
-} from './lr-kernels.ts';
+} from './lr-kernels/index.ts';
 import { runFusedProgram, type WebGPUBackendInternals } from './runner.ts';
 import { subgroupSizeOf } from './device.ts';
 
