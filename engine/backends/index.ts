@@ -120,7 +120,7 @@ async function tryWebgpu(requireHardware: boolean): Promise<BackendInfo> {
 
 async function tryWasm(): Promise<BackendInfo> {
   await import('@tensorflow/tfjs-backend-wasm');
-  const { registerWasmTrainingKernels } = await import('./wasm-kernels.ts');
+  const { registerWasmTrainingKernels } = await import('./wasm/index.ts');
   registerWasmTrainingKernels();
   if (!(await tf.setBackend('wasm'))) throw new BackendError('the wasm backend failed to initialize');
   await tf.ready();
