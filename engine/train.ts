@@ -12,7 +12,7 @@ import { tf, type Tensor } from './tf.ts';
 import { Random, deriveSeed } from './random.ts';
 import type { Dataset, DatasetIdentity } from './data/types.ts';
 import { asTrainingData, type TrainingData } from './data/source.ts';
-import type { TrainingConfig, PhaseConfig } from './config.ts';
+import type { Phase, TrainingConfig, PhaseConfig } from './config.ts';
 import { validateConfig } from './config.ts';
 import {
   type ModelDefinition,
@@ -26,9 +26,9 @@ import {
   summarizeModel,
 } from './models.ts';
 import { Adam, staircaseLearningRate } from './optimizer.ts';
-import { lossAndGradients, stepSeeds, type Phase } from './gradients.ts';
+import { lossAndGradients, stepSeeds } from './gradients.ts';
 
-export type { Phase } from './gradients.ts';
+export type { Phase } from './config.ts';
 import { saveCheckpoint, loadCheckpoint, toTensor, type LoadedCheckpoint } from './checkpoint.ts';
 import { accuracy, estimateBatchNormStatistics, evaluateDiscrete, evaluationBatchSize, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
 import type { BackendInfo } from './backends/index.ts';

@@ -12,7 +12,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { tf, type Tensor } from '../tf.ts';
 import { initBackend } from '../backends/index.ts';
 import type { Parameters } from '../models.ts';
-import type { Phase } from '../train.ts';
+import type { Phase } from '../config.ts';
 import { threadCpuMs } from './cputime.ts';
 import { registerWasmWorkerKernels } from '../backends/wasm/index.ts';
 import { arriveAndWait, abortStep, StepAbortedError } from './barrier.ts';
