@@ -41,7 +41,7 @@ import { DatasetError } from './errors.ts';
 import { fsError } from './io.ts';
 import { Random, deriveSeed } from '../random.ts';
 import type { DatasetIdentity } from './types.ts';
-import { decodeImage } from './imagefolder-decode.ts';
+import { decodeImage, readImageHeader } from './imagefolder-decode.ts';
 import { IMAGENET_NORMALIZATION, transformImage, type ImageNormalization, type ImageTransform } from './imagefolder-transform.ts';
 import { DecodePool } from './imagefolder-pool.ts';
 import { LAYOUT, listEntries, scanSplit, type ScannedSplit } from './imagefolder-scan.ts';
@@ -138,6 +138,9 @@ class Cancelled extends Error {}
 const SHUFFLE_STREAM = 0x5348;
 const AUGMENT_STREAM = 0x4147;
 
+/** Image headers read at once by checkImageHeaders (small reads: the disk's queue, not the CPU, bounds them). */
+const HEADER_READS = 16;
+
 /** One split (train or val) of an image folder. */
 export class ImageFolderSplit {
   /** Number of images. */
@@ -169,6 +172,17 @@ export class ImageFolderSplit {
     for (let i = 0; i < order.length; i++) order[i] = i;
     if (shuffle) new Random(deriveSeed(seed, SHUFFLE_STREAM, epoch)).shuffle(order);
     return order;
+  }
+
+  /**
+   * Reads the header of every image (not the pixels) and throws the DatasetError of the first damaged one in file
+   * order: a run checks its val/ images this way before training, instead of finding one an epoch later.
+   */
+  async checkImageHeaders(): Promise<void> {
+    const limiter = new Limiter(HEADER_READS);
+    const results = await Promise.allSettled(this.files.map((file) => limiter.run(() => readImageHeader(file))));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /** One image as the batches give it (cropSize * cropSize * 3 floats); `seed` only matters with augment. */
