@@ -1,4 +1,5 @@
 // Lint rules, including the one-way import direction: renderer -> contract <- main/app -> engine.
+// Import cycles and the layers inside app/ are checked by bin/check-imports.js (also part of `npm run check`).
 import tseslint from 'typescript-eslint';
 
 const forbid = (patterns, message) => ({

@@ -73,7 +73,7 @@ const variants: Variant[] = [{
     const { input, labels } = batches[globalStep % batches.length]!;
     const cpu0 = threadCpuMs();
     const start = performance.now();
-    await trainStep(model, params, adam, config, 'lr', input, labels, shape, dataset.numClasses, globalStep, 0.003);
+    await trainStep({ model, params, adam, config, phase: 'lr', numClasses: dataset.numClasses, globalStep, learningRate: 0.003 }, { input, labels, shape });
     const wallMs = performance.now() - start;
     const cpu1 = threadCpuMs();
     return { wallMs, ...(cpu0 !== undefined && cpu1 !== undefined ? { cpuMs: cpu1 - cpu0 } : {}) };

@@ -71,7 +71,10 @@ async function measure(architecture: Architecture, backendName: string, adapter:
   const repeats = architecture === 'mnist' ? steps : Math.max(1, Math.ceil(steps / 2));
   let step = 0;
   const trainMs = await timeIt(repeats, async () => {
-    await trainStep(model, params, adam, preset, 'lr', input, labels, [batch, h, w, c], model.numClasses, step++, 0.01);
+    await trainStep(
+      { model, params, adam, config: preset, phase: 'lr', numClasses: model.numClasses, globalStep: step++, learningRate: 0.01 },
+      { input, labels, shape: [batch, h, w, c] },
+    );
   });
   const weights = new Map(describeLayers(model).filter((l) => l.discrete).map((l) => [l.name, argmaxWeights('ternary', { a: params.get(`${l.name}/a`)!, c: params.get(`${l.name}/c`)! })]));
   const x = tf.tensor4d(input, [batch, h, w, c]);

@@ -1,7 +1,7 @@
 /**
  * Throughput of one LR training step of the MNIST net (forward, backward, Adam update; ternary weights) on WebGPU:
  * the stock path (engine/models.ts forward: tfjs-webgpu convolutions, ziggurat noise uploaded from JavaScript,
- * stock batch norm) against the fused path (engine/webgpu: fused LR layers with GPU Philox noise, fused batch norm
+ * stock batch norm) against the fused path (engine/backends/webgpu: fused LR layers with GPU Philox noise, fused batch norm
  * + ReLU), on the same adapter, in the same run, steps interleaved.
  *
  *   node bin/run-ts.js bench/webgpu.ts [--batch 256] [--steps 3]
@@ -28,9 +28,9 @@ import { Adam } from '../engine/optimizer.ts';
 import { loadBundledMnistSample } from '../engine/data/mnist.ts';
 import { fillBatch } from '../engine/data/batch.ts';
 import { Random } from '../engine/random.ts';
-import { enableFusedLrKernels } from '../engine/webgpu/index.ts';
-import { requestWebgpuSubgroups, subgroupSizeOf } from '../engine/webgpu/device.ts';
-import type { WebGPUBackendInternals } from '../engine/webgpu/runner.ts';
+import { enableFusedLrKernels } from '../engine/backends/webgpu/index.ts';
+import { requestWebgpuSubgroups, subgroupSizeOf } from '../engine/backends/webgpu/device.ts';
+import type { WebGPUBackendInternals } from '../engine/backends/webgpu/runner.ts';
 
 function argument(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

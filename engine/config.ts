@@ -18,6 +18,9 @@ export interface DatasetConfig extends DatasetReadOptions {
   readonly name: DatasetName;
 }
 
+/** The two phases of a run, each configured by its own key of TrainingConfig: full-precision pretraining, then the LR phase. */
+export type Phase = 'pretrain' | 'lr';
+
 export interface PhaseConfig {
   readonly epochs: number;
   readonly learningRate: number;

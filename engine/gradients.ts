@@ -7,13 +7,10 @@
  */
 import { tf, type Tensor } from './tf.ts';
 import { deriveSeed } from './random.ts';
-import type { TrainingConfig } from './config.ts';
+import type { Phase, TrainingConfig } from './config.ts';
 import { probabilityRegularizer, type DiscreteLogits } from './distributions.ts';
 import { fusedKernelsActive } from './backends/index.ts';
 import { type ModelDefinition, type Parameters, type BatchNormStatistics, describeLayers, forward, isTrainable } from './models.ts';
-
-/** The two phases of a run: full-precision pretraining, then the LR phase. */
-export type Phase = 'pretrain' | 'lr';
 
 /** Seeds of a step's LR noise and dropout. */
 export interface StepSeeds {

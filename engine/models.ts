@@ -6,7 +6,7 @@
 import { tf, type Tensor } from './tf.ts';
 import { deriveSeed } from './random.ts';
 import { standardNormal } from './noise.ts';
-import { batchNormRelu, batchNormReluPool, fusedLrLayer, type LrLayerNode } from './webgpu/index.ts';
+import { batchNormRelu, batchNormReluPool, fusedLrLayer, type LrLayerNode } from './backends/webgpu/index.ts';
 import {
   type DiscreteKind,
   moments,
@@ -301,7 +301,7 @@ export interface ForwardOptions {
   /** Receives the batch statistics of every batch-norm layer when `batchStatistics` is on (moving averages). */
   readonly onBatchStatistics?: (layer: string, stats: BatchNormStatistics) => void;
   /**
-   * Run 'lr' layers and batch norm + ReLU (+ max pool) through the fused WebGPU kernels (engine/webgpu: one pass for
+   * Run 'lr' layers and batch norm + ReLU (+ max pool) through the fused WebGPU kernels (engine/backends/webgpu: one pass for
    * both convolutions and the noise, drawn on the GPU by Philox). Only on the webgpu backend; the noise values then
    * differ from the ziggurat's. 'reference' runs the same net on stock ops with the same Philox noise (for tests).
    */

@@ -12,7 +12,7 @@ import { tf, type Tensor } from './tf.ts';
 import { Random, deriveSeed } from './random.ts';
 import type { Dataset, DatasetIdentity } from './data/types.ts';
 import { asTrainingData, type TrainingData } from './data/source.ts';
-import type { TrainingConfig, PhaseConfig } from './config.ts';
+import type { Phase, TrainingConfig, PhaseConfig } from './config.ts';
 import {
   type ModelDefinition,
   type ModelSummary,
@@ -25,13 +25,13 @@ import {
   summarizeModel,
 } from './models.ts';
 import { Adam, staircaseLearningRate } from './optimizer.ts';
-import { lossAndGradients, stepSeeds, type Phase } from './gradients.ts';
+import { lossAndGradients, stepSeeds } from './gradients.ts';
 
-export type { Phase } from './gradients.ts';
+export type { Phase } from './config.ts';
 import { saveCheckpoint, loadCheckpoint, toTensor, checkpointFileName, resumeMismatch, type LoadedCheckpoint } from './checkpoint.ts';
 import { accuracy, estimateBatchNormStatistics, evaluateDiscrete, evaluationBatchSize, type DiscreteEvaluation, type EvaluationSplit } from './evaluate.ts';
 import type { BackendInfo } from './backends/index.ts';
-import { createParallelStepper, defaultWorkerCount } from './parallel/index.ts';
+import { createParallelStepper, defaultWorkerCount, type ParallelStepper } from './parallel/index.ts';
 
 const PHASE_ID: Record<Phase, number> = { pretrain: 1, lr: 2 };
 
@@ -177,14 +177,33 @@ export async function train(
   backend: BackendInfo,
   options: TrainingOptions = {},
 ): Promise<TrainingResult> {
-  const dataset = asTrainingData(data);
-  const started = performance.now();
-  const emit = (event: TrainingEvent) => options.onEvent?.(event);
+  const run = await TrainingRun.start(config, asTrainingData(data), backend, options);
+  try {
+    return await run.runPhases();
+  } finally {
+    await run.dispose();
+  }
+}
+
+/** What a run's configuration and data fix before its first step: the splits, the model and the step counts. */
+interface RunPlan {
+  readonly trainIndices: Int32Array;
+  readonly validation: EvaluationSplit;
+  readonly test: EvaluationSplit;
+  readonly calibration: EvaluationSplit;
+  readonly inputShape: readonly [number, number, number];
+  readonly model: ModelDefinition;
+  readonly stepsPerEpoch: number;
+  readonly totalSteps: number;
+  /** Images per forward pass in evaluations. */
+  readonly evaluationBatch: number;
+}
+
+function planRun(config: TrainingConfig, dataset: TrainingData): RunPlan {
   const { train: trainIndices, validation: validationIndices } = splitValidation(dataset.train.count, config.validationSize);
   const validation: EvaluationSplit = { source: dataset.train, indices: validationIndices };
   const test: EvaluationSplit = { source: dataset.test, indices: limitSplit(dataset.test.count, config.dataset.testLimit) };
   const calibration = calibrationSplit(config, dataset);
-
   const [height, width, channels] = dataset.inputShape;
   const model = defineModel(config.architecture, { inputShape: [height, width, channels], numClasses: dataset.numClasses, kind: config.kind });
   const stepsPerEpoch = Math.max(1, Math.floor(trainIndices.length / config.batchSize));
@@ -192,215 +211,283 @@ export async function train(
     pretrain: config.pretrain.epochs * stepsPerEpoch,
     lr: config.lr.epochs * stepsPerEpoch,
   };
-  const totalSteps = phaseSteps.pretrain + phaseSteps.lr;
+  return {
+    trainIndices, validation, test, calibration, inputShape: [height, width, channels], model, stepsPerEpoch,
+    totalSteps: phaseSteps.pretrain + phaseSteps.lr, evaluationBatch: evaluationBatchSize(config.architecture, config.batchSize),
+  };
+}
 
-  // Resume state, or a fresh start.
-  let phase: Phase = config.pretrain.epochs > 0 ? 'pretrain' : 'lr';
-  let epochIndex = 0;
-  let stepInEpoch = 0;
-  let globalStep = 0;
-  let lastEvaluation: DiscreteEvaluation | undefined;
-  let params: Parameters;
-  const adam = new Adam();
-  let threads = resolveThreads(config, backend);
-  if (options.resumeFrom) {
-    const loaded = openCheckpoint(options.resumeFrom, dataset);
-    const s = loaded.state;
-    const mismatch = resumeMismatch(s.config, config);
-    if (mismatch) throw new TrainingError(`cannot resume from ${options.resumeFrom}: ${mismatch}`);
-    ({ phase, epochIndex, stepInEpoch, globalStep, lastEvaluation } = s);
-    // Continue with the thread count the run started with: the noise streams depend on it.
-    threads = backend.name === 'wasm' ? (s.threads ?? 1) : 1;
-    params = restoreVariables(loaded, 'param', true);
-    adam.state.step = s.adamStep;
-    adam.state.firstMoments = restoreVariables(loaded, 'adam.m', false);
-    adam.state.secondMoments = restoreVariables(loaded, 'adam.v', false);
-  } else {
-    params = initParameters(model, phase === 'pretrain' ? 'full' : config.kind, config.seed);
+/** Where a run stands: restored from a checkpoint or fresh. */
+interface RunPosition {
+  phase: Phase;
+  /** Completed epochs within the phase. */
+  epochIndex: number;
+  /** Completed steps within the current epoch. */
+  stepInEpoch: number;
+  globalStep: number;
+  lastEvaluation: DiscreteEvaluation | undefined;
+}
+
+/** One run in progress: train() in named parts (start, phases, epochs, steps, evaluations, checkpoints). */
+class TrainingRun {
+  private readonly throughput = { images: 0, seconds: 0 };
+  private stopped = false;
+  private checkpointPath: string | undefined;
+
+  private constructor(
+    /** performance.now() when train() was called. */
+    private readonly started: number,
+    private readonly config: TrainingConfig,
+    private readonly dataset: TrainingData,
+    private readonly backend: BackendInfo,
+    private readonly options: TrainingOptions,
+    private readonly plan: RunPlan,
+    private readonly position: RunPosition,
+    private params: Parameters,
+    private readonly adam: Adam,
+    /** Data-parallel threads (1: this thread). */
+    private readonly threads: number,
+    private readonly stepper: ParallelStepper | undefined,
+  ) {}
+
+  /** Plans the run, restores it from its checkpoint or initializes it, starts the workers and emits 'start'. */
+  static async start(config: TrainingConfig, dataset: TrainingData, backend: BackendInfo, options: TrainingOptions): Promise<TrainingRun> {
+    const started = performance.now();
+    const plan = planRun(config, dataset);
+    const position: RunPosition = { phase: config.pretrain.epochs > 0 ? 'pretrain' : 'lr', epochIndex: 0, stepInEpoch: 0, globalStep: 0, lastEvaluation: undefined };
+    let params: Parameters;
+    const adam = new Adam();
+    let threads = resolveThreads(config, backend);
+    if (options.resumeFrom) {
+      const loaded = openCheckpoint(options.resumeFrom, dataset);
+      const s = loaded.state;
+      const mismatch = resumeMismatch(s.config, config);
+      if (mismatch) throw new TrainingError(`cannot resume from ${options.resumeFrom}: ${mismatch}`);
+      Object.assign(position, { phase: s.phase, epochIndex: s.epochIndex, stepInEpoch: s.stepInEpoch, globalStep: s.globalStep, lastEvaluation: s.lastEvaluation });
+      // Continue with the thread count the run started with: the noise streams depend on it.
+      threads = backend.name === 'wasm' ? (s.threads ?? 1) : 1;
+      params = restoreVariables(loaded, 'param', true);
+      adam.state.step = s.adamStep;
+      adam.state.firstMoments = restoreVariables(loaded, 'adam.m', false);
+      adam.state.secondMoments = restoreVariables(loaded, 'adam.v', false);
+    } else {
+      params = initParameters(plan.model, position.phase === 'pretrain' ? 'full' : config.kind, config.seed);
+    }
+    const resumedFromStep = position.globalStep;
+    const stepper = threads > 1
+      ? await createParallelStepper({ model: plan.model, config, numClasses: dataset.numClasses, workers: threads })
+      : undefined;
+    await stepper?.load(params, adam, position.phase);
+    const run = new TrainingRun(started, config, dataset, backend, options, plan, position, params, adam, threads, stepper);
+    run.emit({
+      type: 'start', backend, dataset: dataset.identity, model: summarizeModel(plan.model, config.kind), totalSteps: plan.totalSteps,
+      resumedFromStep, threads, trainImages: plan.trainIndices.length, validationImages: plan.validation.indices.length,
+      testImages: plan.test.indices.length,
+    });
+    return run;
   }
-  const resumedFromStep = globalStep;
-  const stepper = threads > 1
-    ? await createParallelStepper({ model, config, numClasses: dataset.numClasses, workers: threads })
-    : undefined;
-  await stepper?.load(params, adam, phase);
+
+  private emit(event: TrainingEvent): void {
+    this.options.onEvent?.(event);
+  }
+
   /** Brings the workers' parameters and optimizer state into this thread before they are read here. */
-  const syncFromWorkers = async () => stepper?.read(params, adam);
+  private async syncFromWorkers(): Promise<void> {
+    await this.stepper?.read(this.params, this.adam);
+  }
 
-  emit({
-    type: 'start', backend, dataset: dataset.identity, model: summarizeModel(model, config.kind), totalSteps, resumedFromStep, threads,
-    trainImages: trainIndices.length, validationImages: validationIndices.length, testImages: test.indices.length,
-  });
+  /** Runs what is left of both phases (or up to a stop) and describes the outcome. */
+  async runPhases(): Promise<TrainingResult> {
+    const { config, position, options } = this;
+    for (const currentPhase of ['pretrain', 'lr'] as const) {
+      if (currentPhase === 'pretrain' && position.phase === 'lr') continue;
+      if (currentPhase === 'lr' && position.phase === 'pretrain') await this.handOverToLr();
+      const phaseConfig: PhaseConfig = position.phase === 'pretrain' ? config.pretrain : config.lr;
+      this.emit({ type: 'phase', phase: position.phase, epochs: phaseConfig.epochs, stepsPerEpoch: this.plan.stepsPerEpoch });
+      for (; position.epochIndex < phaseConfig.epochs; position.epochIndex++) {
+        await this.runEpoch(phaseConfig);
+        if (this.stopped) break;
+      }
+      if (this.stopped) break;
+    }
+    if (options.keepParameters) await this.syncFromWorkers();
+    const { throughput, checkpointPath } = this;
+    return {
+      status: this.stopped ? 'stopped' : 'completed',
+      backend: this.backend,
+      dataset: this.dataset.identity,
+      ...(position.lastEvaluation ? { evaluation: position.lastEvaluation } : {}),
+      steps: position.globalStep,
+      threads: this.threads,
+      durationSeconds: (performance.now() - this.started) / 1000,
+      imagesPerSecond: throughput.seconds > 0 ? throughput.images / throughput.seconds : 0,
+      ...(checkpointPath ? { checkpoint: checkpointPath } : {}),
+      ...(options.keepParameters ? { parameters: this.params } : {}),
+      model: this.plan.model,
+    };
+  }
 
-  let checkpointPath: string | undefined;
+  /** Hands over from the pretrained full-precision net to the LR phase (LRNETS.md section 4). */
+  private async handOverToLr(): Promise<void> {
+    await this.syncFromWorkers();
+    const lrParams = discreteFromFullPrecision(this.plan.model, this.params, this.config.kind);
+    disposeParameters(this.params);
+    this.params = lrParams;
+    this.adam.dispose();
+    this.adam.state.step = 0;
+    Object.assign(this.position, { phase: 'lr', epochIndex: 0, stepInEpoch: 0 });
+    await this.stepper?.load(this.params, this.adam, 'lr');
+  }
+
+  /** The steps left in epoch `position.epochIndex`, then (unless stopped) its summary, evaluation and checkpoint. */
+  private async runEpoch(phaseConfig: PhaseConfig): Promise<void> {
+    const { config, position, plan } = this;
+    const { phase, epochIndex } = position;
+    const epochNumber = epochIndex + 1;
+    const order = plan.trainIndices.slice();
+    new Random(deriveSeed(config.seed, PHASE_ID[phase], epochIndex)).shuffle(order);
+    const learningRate = staircaseLearningRate(phaseConfig.learningRate, phaseConfig.decayFactor, phaseConfig.decayEvery, epochIndex);
+    const totals = { loss: 0, correct: 0, seen: 0 };
+    // Image folders decode in other threads: the next batch is read while this step trains.
+    let nextBatch = position.stepInEpoch < plan.stepsPerEpoch ? this.readBatch(order, position.stepInEpoch) : undefined;
+    for (; position.stepInEpoch < plan.stepsPerEpoch; position.stepInEpoch++) {
+      if (this.options.signal?.aborted) {
+        this.stopped = true;
+        await this.writeCheckpoint(epochNumber, epochIndex, position.stepInEpoch);
+        return;
+      }
+      const stepStart = performance.now();
+      const batch = await nextBatch!;
+      nextBatch = position.stepInEpoch + 1 < plan.stepsPerEpoch ? this.readBatch(order, position.stepInEpoch + 1) : undefined;
+      await this.step(batch, learningRate, epochNumber, stepStart, totals);
+      if (config.checkpointEvery > 0 && position.globalStep % config.checkpointEvery === 0 && position.stepInEpoch + 1 < plan.stepsPerEpoch) {
+        await this.writeCheckpoint(epochNumber, epochIndex, position.stepInEpoch + 1);
+      }
+    }
+    position.stepInEpoch = 0;
+    if (totals.seen > 0) {
+      this.emit({ type: 'epoch', phase, epoch: epochNumber, step: position.globalStep, meanLoss: totals.loss / totals.seen, trainAccuracy: totals.correct / totals.seen });
+    }
+    const last = epochNumber === phaseConfig.epochs;
+    const periodic = config.evaluation.every > 0 && epochNumber % config.evaluation.every === 0;
+    if (last || periodic) {
+      if (phase === 'pretrain') await this.evaluateFullPrecision(epochNumber);
+      else await this.evaluateLr(epochNumber);
+    }
+    await this.writeCheckpoint(epochNumber, epochIndex + 1, 0);
+  }
+
+  /** Starts reading the batch of a step of this epoch (augmented from (seed, phase, epoch, step)). */
+  private readBatch(order: Int32Array, step: number): Promise<StepBatch> {
+    const { config, position } = this;
+    const [height, width, channels] = this.plan.inputShape;
+    const indices = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
+    const input = new Float32Array(indices.length * height * width * channels);
+    const labels = new Int32Array(indices.length);
+    const augmentSeed = deriveSeed(config.seed, 51, PHASE_ID[position.phase], position.epochIndex, step);
+    const shape: StepBatch['shape'] = [indices.length, height, width, channels];
+    const read = this.dataset.train.read(indices, input, labels, augmentSeed).then((): StepBatch => ({ input, labels, shape }));
+    read.catch(() => undefined); // awaited in its step; one left behind by a stop is not an unhandled rejection
+    return read;
+  }
+
+  /** One optimizer step (here or on the workers), its checks and its 'step' event. */
+  private async step(batch: StepBatch, learningRate: number, epochNumber: number, stepStart: number, totals: { loss: number; correct: number; seen: number }): Promise<void> {
+    const { config, position, plan, backend, threads, stepper } = this;
+    const { phase } = position;
+    const images = batch.shape[0];
+    const [loss, crossEntropy, correct] = await (stepper
+      ? stepper.step(batch.input, batch.labels, batch.shape, position.globalStep, learningRate)
+      : trainStep({ model: plan.model, params: this.params, adam: this.adam, config, phase, numClasses: this.dataset.numClasses, globalStep: position.globalStep, learningRate }, batch)
+    ).catch((error: unknown) => {
+      throw explainStepFailure(error, backend, config.batchSize, threads);
+    });
+    // On the cpu and wasm backends every await above resolves at once; yielding to the event loop lets timers,
+    // signal handlers and messages (a stop request, a metrics flush) run between steps.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const globalStep = ++position.globalStep;
+    if (!Number.isFinite(loss)) {
+      throw new TrainingError(
+        `the loss became ${loss} at step ${globalStep} (${phase} phase, epoch ${epochNumber}, learning rate ${learningRate}): ` +
+        'lower the learning rate or check the input data',
+      );
+    }
+    const seconds = (performance.now() - stepStart) / 1000;
+    this.throughput.images += images;
+    this.throughput.seconds += seconds;
+    totals.loss += loss * images;
+    totals.correct += correct;
+    totals.seen += images;
+    const imagesPerSecond = this.throughput.images / this.throughput.seconds;
+    this.emit({
+      type: 'step', phase, epoch: epochNumber, step: globalStep, totalSteps: plan.totalSteps, loss, crossEntropy,
+      batchAccuracy: correct / images, learningRate, imagesPerSecond,
+      etaSeconds: ((plan.totalSteps - globalStep) * config.batchSize) / imagesPerSecond,
+      elapsedSeconds: (performance.now() - this.started) / 1000,
+    });
+  }
+
+  /** Accuracy of the full-precision net on the validation and test splits. */
+  private async evaluateFullPrecision(epochNumber: number): Promise<void> {
+    const { model, calibration, validation, test, evaluationBatch } = this.plan;
+    await this.syncFromWorkers();
+    // Batch norm re-estimated as for the discrete nets: early in a run the moving statistics (momentum
+    // 0.99 in the paper's recipe) still lag far behind the weights.
+    const base = { mode: 'full', training: false, batchStatistics: false } as const;
+    const images = calibration.indices.subarray(0, this.config.evaluation.batchNormImages);
+    const statisticsOverride = images.length > 0
+      ? await estimateBatchNormStatistics(model, this.params, { source: calibration.source, indices: images }, base, evaluationBatch)
+      : undefined;
+    const fp = { ...base, ...(statisticsOverride ? { statisticsOverride } : {}) };
+    const fullPrecision = {
+      validation: await accuracy(model, this.params, validation, fp, evaluationBatch),
+      test: await accuracy(model, this.params, test, fp, evaluationBatch),
+    };
+    for (const s of statisticsOverride?.values() ?? []) tf.dispose([s.mean, s.variance]);
+    this.emit({ type: 'evaluation', phase: 'pretrain', epoch: epochNumber, step: this.position.globalStep, fullPrecision });
+  }
+
+  /** Discrete nets sampled from the LR distributions, evaluated (LRNETS.md section 6). */
+  private async evaluateLr(epochNumber: number): Promise<void> {
+    const { config, position, plan } = this;
+    await this.syncFromWorkers();
+    position.lastEvaluation = await evaluateDiscrete(plan.model, this.params, plan.validation, plan.test, {
+      kind: config.kind,
+      samples: config.evaluation.samples,
+      sampleSeed: deriveSeed(config.seed, 41, position.globalStep),
+      batchNormImages: config.evaluation.batchNormImages,
+      calibration: plan.calibration,
+      batchSize: plan.evaluationBatch,
+      onProgress: (netsDone, netsTotal) => this.emit({ type: 'evaluating', netsDone, netsTotal }),
+    });
+    this.emit({ type: 'evaluation', phase: 'lr', epoch: epochNumber, step: position.globalStep, discrete: position.lastEvaluation });
+  }
+
   /** Saves the state after `completedEpochs` epochs and `completedSteps` steps of the next one. */
-  const writeCheckpoint = async (epochNumber: number, completedEpochs: number, completedSteps: number) => {
+  private async writeCheckpoint(epochNumber: number, completedEpochs: number, completedSteps: number): Promise<void> {
+    const { options, position, adam } = this;
     if (!options.checkpointDir) return;
-    await syncFromWorkers();
+    await this.syncFromWorkers();
     const tensors = new Map<string, Tensor>();
-    for (const [name, v] of params) tensors.set(`param:${name}`, v);
+    for (const [name, v] of this.params) tensors.set(`param:${name}`, v);
     for (const [name, v] of adam.state.firstMoments) tensors.set(`adam.m:${name}`, v);
     for (const [name, v] of adam.state.secondMoments) tensors.set(`adam.v:${name}`, v);
     const state: CheckpointState = {
-      config, datasetChecksum: dataset.identity.checksum, phase, epochIndex: completedEpochs, stepInEpoch: completedSteps, globalStep,
-      adamStep: adam.state.step, threads,
-      ...(lastEvaluation ? { lastEvaluation } : {}),
+      config: this.config, datasetChecksum: this.dataset.identity.checksum, phase: position.phase, epochIndex: completedEpochs,
+      stepInEpoch: completedSteps, globalStep: position.globalStep, adamStep: adam.state.step, threads: this.threads,
+      ...(position.lastEvaluation ? { lastEvaluation: position.lastEvaluation } : {}),
     };
-    const file = path.join(options.checkpointDir, checkpointFileName(globalStep, options.checkpointPrefix));
+    const file = path.join(options.checkpointDir, checkpointFileName(position.globalStep, options.checkpointPrefix));
     const bytes = await saveCheckpoint(file, state, tensors);
-    checkpointPath = file;
-    emit({ type: 'checkpoint', phase, epoch: epochNumber, step: globalStep, path: file, bytes });
-  };
+    this.checkpointPath = file;
+    this.emit({ type: 'checkpoint', phase: position.phase, epoch: epochNumber, step: position.globalStep, path: file, bytes });
+  }
 
-  const throughput = { images: 0, seconds: 0 };
-  const evaluationBatch = evaluationBatchSize(config.architecture, config.batchSize);
-  let stopped = false;
-  const pixelsPerImage = height * width * channels;
-
-  const evaluateLr = async (epochNumber: number) => {
-    await syncFromWorkers();
-    lastEvaluation = await evaluateDiscrete(model, params, validation, test, {
-      kind: config.kind,
-      samples: config.evaluation.samples,
-      sampleSeed: deriveSeed(config.seed, 41, globalStep),
-      batchNormImages: config.evaluation.batchNormImages,
-      calibration,
-      batchSize: evaluationBatch,
-      onProgress: (netsDone, netsTotal) => emit({ type: 'evaluating', netsDone, netsTotal }),
-    });
-    emit({ type: 'evaluation', phase: 'lr', epoch: epochNumber, step: globalStep, discrete: lastEvaluation });
-  };
-
-  try {
-    for (const currentPhase of ['pretrain', 'lr'] as const) {
-      if (currentPhase === 'pretrain' && phase === 'lr') continue;
-      if (currentPhase === 'lr' && phase === 'pretrain') {
-        // Hand over from the pretrained full-precision net (LRNETS.md section 4).
-        await syncFromWorkers();
-        const lrParams = discreteFromFullPrecision(model, params, config.kind);
-        disposeParameters(params);
-        params = lrParams;
-        adam.dispose();
-        adam.state.step = 0;
-        phase = 'lr';
-        epochIndex = 0;
-        stepInEpoch = 0;
-        await stepper?.load(params, adam, phase);
-      }
-      const phaseConfig: PhaseConfig = phase === 'pretrain' ? config.pretrain : config.lr;
-      emit({ type: 'phase', phase, epochs: phaseConfig.epochs, stepsPerEpoch });
-
-      for (; epochIndex < phaseConfig.epochs; epochIndex++) {
-        const epochNumber = epochIndex + 1;
-        const order = trainIndices.slice();
-        new Random(deriveSeed(config.seed, PHASE_ID[phase], epochIndex)).shuffle(order);
-        const learningRate = staircaseLearningRate(phaseConfig.learningRate, phaseConfig.decayFactor, phaseConfig.decayEvery, epochIndex);
-        let lossSum = 0;
-        let correctSum = 0;
-        let seen = 0;
-        /** Starts reading the batch of a step of this epoch (augmented from (seed, phase, epoch, step)). */
-        const readBatch = (step: number) => {
-          const batch = order.subarray(step * config.batchSize, (step + 1) * config.batchSize);
-          const input = new Float32Array(batch.length * pixelsPerImage);
-          const labels = new Int32Array(batch.length);
-          const augmentSeed = deriveSeed(config.seed, 51, PHASE_ID[phase], epochIndex, step);
-          const read = dataset.train.read(batch, input, labels, augmentSeed).then(() => ({ batch, input, labels }));
-          read.catch(() => undefined); // awaited in its step; one left behind by a stop is not an unhandled rejection
-          return read;
-        };
-        // Image folders decode in other threads: the next batch is read while this step trains.
-        let nextBatch = stepInEpoch < stepsPerEpoch ? readBatch(stepInEpoch) : undefined;
-        for (; stepInEpoch < stepsPerEpoch; stepInEpoch++) {
-          if (options.signal?.aborted) {
-            stopped = true;
-            await writeCheckpoint(epochNumber, epochIndex, stepInEpoch);
-            break;
-          }
-          const stepStart = performance.now();
-          const { batch, input, labels } = await nextBatch!;
-          nextBatch = stepInEpoch + 1 < stepsPerEpoch ? readBatch(stepInEpoch + 1) : undefined;
-          const shape: [number, number, number, number] = [batch.length, height, width, channels];
-          const [loss, crossEntropy, correct] = await (stepper
-            ? stepper.step(input, labels, shape, globalStep, learningRate)
-            : trainStep(model, params, adam, config, phase, input, labels, shape, dataset.numClasses, globalStep, learningRate)
-          ).catch((error: unknown) => {
-            throw explainStepFailure(error, backend, config.batchSize, threads);
-          });
-          // On the cpu and wasm backends every await above resolves at once; yielding to the event loop lets timers,
-          // signal handlers and messages (a stop request, a metrics flush) run between steps.
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          globalStep++;
-          if (!Number.isFinite(loss)) {
-            throw new TrainingError(
-              `the loss became ${loss} at step ${globalStep} (${phase} phase, epoch ${epochNumber}, learning rate ${learningRate}): ` +
-              'lower the learning rate or check the input data',
-            );
-          }
-          const seconds = (performance.now() - stepStart) / 1000;
-          throughput.images += batch.length;
-          throughput.seconds += seconds;
-          lossSum += loss * batch.length;
-          correctSum += correct;
-          seen += batch.length;
-          const imagesPerSecond = throughput.images / throughput.seconds;
-          emit({
-            type: 'step', phase, epoch: epochNumber, step: globalStep, totalSteps, loss, crossEntropy,
-            batchAccuracy: correct / batch.length, learningRate, imagesPerSecond,
-            etaSeconds: ((totalSteps - globalStep) * config.batchSize) / imagesPerSecond,
-            elapsedSeconds: (performance.now() - started) / 1000,
-          });
-          if (config.checkpointEvery > 0 && globalStep % config.checkpointEvery === 0 && stepInEpoch + 1 < stepsPerEpoch) {
-            await writeCheckpoint(epochNumber, epochIndex, stepInEpoch + 1);
-          }
-        }
-        if (stopped) break;
-        stepInEpoch = 0;
-        if (seen > 0) emit({ type: 'epoch', phase, epoch: epochNumber, step: globalStep, meanLoss: lossSum / seen, trainAccuracy: correctSum / seen });
-        const last = epochNumber === phaseConfig.epochs;
-        const periodic = config.evaluation.every > 0 && epochNumber % config.evaluation.every === 0;
-        if (last || periodic) {
-          if (phase === 'pretrain') {
-            await syncFromWorkers();
-            // Batch norm re-estimated as for the discrete nets: early in a run the moving statistics (momentum
-            // 0.99 in the paper's recipe) still lag far behind the weights.
-            const base = { mode: 'full', training: false, batchStatistics: false } as const;
-            const images = calibration.indices.subarray(0, config.evaluation.batchNormImages);
-            const statisticsOverride = images.length > 0
-              ? await estimateBatchNormStatistics(model, params, { source: calibration.source, indices: images }, base, evaluationBatch)
-              : undefined;
-            const fp = { ...base, ...(statisticsOverride ? { statisticsOverride } : {}) };
-            const fullPrecision = {
-              validation: await accuracy(model, params, validation, fp, evaluationBatch),
-              test: await accuracy(model, params, test, fp, evaluationBatch),
-            };
-            for (const s of statisticsOverride?.values() ?? []) tf.dispose([s.mean, s.variance]);
-            emit({ type: 'evaluation', phase: 'pretrain', epoch: epochNumber, step: globalStep, fullPrecision });
-          } else {
-            await evaluateLr(epochNumber);
-          }
-        }
-        await writeCheckpoint(epochNumber, epochIndex + 1, 0);
-      }
-      if (stopped) break;
-    }
-    if (options.keepParameters) await syncFromWorkers();
-    const result: TrainingResult = {
-      status: stopped ? 'stopped' : 'completed',
-      backend,
-      dataset: dataset.identity,
-      ...(lastEvaluation ? { evaluation: lastEvaluation } : {}),
-      steps: globalStep,
-      threads,
-      durationSeconds: (performance.now() - started) / 1000,
-      imagesPerSecond: throughput.seconds > 0 ? throughput.images / throughput.seconds : 0,
-      ...(checkpointPath ? { checkpoint: checkpointPath } : {}),
-      ...(options.keepParameters ? { parameters: params } : {}),
-      model,
-    };
-    return result;
-  } finally {
-    await stepper?.dispose();
-    adam.dispose();
-    if (!options.keepParameters) disposeParameters(params);
+  /** Ends the workers and frees the tensors (the parameters only when the caller did not ask to keep them). */
+  async dispose(): Promise<void> {
+    await this.stepper?.dispose();
+    this.adam.dispose();
+    if (!this.options.keepParameters) disposeParameters(this.params);
   }
 }
 
@@ -430,19 +517,30 @@ function resolveThreads(config: TrainingConfig, backend: BackendInfo): number {
  * One optimizer step. Returns [total loss, cross-entropy, correct predictions in the batch].
  * Batch-norm moving statistics are updated from the batch statistics seen in the forward pass.
  */
-export async function trainStep(
-  model: ModelDefinition,
-  params: Parameters,
-  adam: Adam,
-  config: TrainingConfig,
-  phase: Phase,
-  input: Float32Array,
-  labels: Int32Array,
-  shape: [number, number, number, number],
-  numClasses: number,
-  globalStep: number,
-  learningRate: number,
-): Promise<[number, number, number]> {
+/** The examples of one training step. */
+export interface StepBatch {
+  readonly input: Float32Array;
+  readonly labels: Int32Array;
+  /** [images, height, width, channels] */
+  readonly shape: [number, number, number, number];
+}
+
+/** What a training step works on besides its batch: the net and its optimizer, and where in the run the step is. */
+export interface StepContext {
+  readonly model: ModelDefinition;
+  readonly params: Parameters;
+  readonly adam: Adam;
+  readonly config: TrainingConfig;
+  readonly phase: Phase;
+  readonly numClasses: number;
+  /** The run's global step (0-based): it seeds the step's noise and dropout. */
+  readonly globalStep: number;
+  readonly learningRate: number;
+}
+
+export async function trainStep(context: StepContext, batch: StepBatch): Promise<[number, number, number]> {
+  const { model, params, adam, config, phase, numClasses, globalStep, learningRate } = context;
+  const { input, labels, shape } = batch;
   const layers = describeLayers(model);
   const step = lossAndGradients(model, params, config, phase, input, labels, shape, numClasses, stepSeeds(config.seed, globalStep));
   try {

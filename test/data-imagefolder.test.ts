@@ -18,6 +18,7 @@ import {
   type ImageFolder,
   type RgbImage,
 } from '../engine/data/imagefolder.ts';
+import { readImageHeader } from '../engine/data/imagefolder-decode.ts';
 import { Random } from '../engine/random.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lrnet-imagefolder-'));
@@ -353,6 +354,37 @@ describe('image folder errors', () => {
     // An image deleted after the folder was opened.
     fs.rmSync(path.join(dir, 'train/a/good.jpg'));
     await expectError(folder.train.loadImage(0), path.join(dir, 'train/a/good.jpg'), /does not exist/);
+  });
+
+  it('reads image headers without decoding: sizes of good files, a DatasetError naming each damaged one', async () => {
+    const png = (w: number, h: number) => pngjs.PNG.sync.write(Object.assign(new pngjs.PNG({ width: w, height: h }), { data: Buffer.from(pattern(w, h, 0, 2)) }));
+    const good = jpeg.encode({ width: 30, height: 20, data: pattern(30, 20, 0, 3) }, 80).data;
+    // 300 KB of metadata (five APP2 segments) before the frame header: more than the first read takes.
+    const segment = Buffer.concat([Buffer.from([0xff, 0xe2, 0xff, 0xff]), Buffer.alloc(0xfffd, 7)]);
+    const bigMetadata = Buffer.concat([good.subarray(0, 2), segment, segment, segment, segment, segment, good.subarray(2)]);
+    const dir = make('headers', {
+      'val/a/good.jpg': good,
+      'val/a/big-metadata.jpg': bigMetadata,
+      'val/b/good.png': png(9, 13),
+      'val/b/cut.png': png(9, 13).subarray(0, 20),
+      'val/b/cut.jpg': good.subarray(0, 60),
+      'val/b/text.jpg': 'hello, not a jpeg',
+      'val/b/empty.png': Buffer.alloc(0),
+    });
+    const at = (rel: string) => path.join(dir, 'val', rel);
+    await expect(readImageHeader(at('a/good.jpg'))).resolves.toEqual({ width: 30, height: 20 });
+    await expect(readImageHeader(at('a/big-metadata.jpg'))).resolves.toEqual({ width: 30, height: 20 });
+    expect(decodeImage(bigMetadata, 'big-metadata.jpg').width).toBe(30); // still a valid JPEG
+    await expect(readImageHeader(at('b/good.png'))).resolves.toEqual({ width: 9, height: 13 });
+    await expectError(readImageHeader(at('b/cut.png')), at('b/cut.png'), /ends \(after 20 bytes\) before its PNG header/);
+    await expectError(readImageHeader(at('b/cut.jpg')), at('b/cut.jpg'), /ends \(after 60 bytes\) before its JPEG header/);
+    await expectError(readImageHeader(at('b/text.jpg')), at('b/text.jpg'), /is neither a JPEG nor a PNG image/);
+    await expectError(readImageHeader(at('b/empty.png')), at('b/empty.png'), /is empty \(0 bytes\)/);
+    await expectError(readImageHeader(at('b/missing.jpg')), at('b/missing.jpg'), /does not exist/);
+    // A split reports its first damaged file in file order (b/cut.jpg sorts before b/cut.png).
+    const folder = await openImageFolder(make('headers-split', { 'train/a/1.jpg': good, 'train/b/1.jpg': good, 'val/a/1.jpg': good, 'val/b/1.jpg': good.subarray(0, 60), 'val/b/2.png': 'x' }), small);
+    await expect(folder.train.checkImageHeaders()).resolves.toBeUndefined();
+    await expectError(folder.val!.checkImageHeaders(), path.join(folder.root, 'val/b/1.jpg'), /before its JPEG header/);
   });
 
   it('rejects bad options', async () => {

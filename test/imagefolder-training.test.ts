@@ -211,6 +211,17 @@ describe('training on an image folder', () => {
     expect(resumed.result.evaluation).toEqual(whole.result.evaluation);
   });
 
+  it('refuses a damaged image in val/ before training starts, naming the file (not at the first evaluation)', async () => {
+    const damaged = path.join(tmp, 'damaged-val');
+    fs.cpSync(folder, damaged, { recursive: true });
+    const bad = path.join(damaged, 'val', 'class2', '3.jpg');
+    fs.writeFileSync(bad, fs.readFileSync(bad).subarray(0, 100)); // cut short inside its header
+    const error = await openTrainingData({ ...folderRun().dataset, path: damaged }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DatasetError);
+    expect((error as DatasetError).file).toBe(bad);
+    expect((error as Error).message).toMatch(/ends \(after 100 bytes\) before its JPEG header/);
+  });
+
   it('stops with an error naming an image that cannot be decoded', async () => {
     const broken = path.join(tmp, 'broken');
     fs.cpSync(folder, broken, { recursive: true });

@@ -52,7 +52,7 @@ async function handedOver(pretrainSteps: number): Promise<Parameters> {
   const adam = new Adam();
   for (let s = 0; s < pretrainSteps; s++) {
     const { input, labels, shape } = batch(s, 64);
-    await trainStep(model, fullPrecision, adam, config, 'pretrain', input, labels, shape, 10, s, 3e-3);
+    await trainStep({ model, params: fullPrecision, adam, config, phase: 'pretrain', numClasses: 10, globalStep: s, learningRate: 3e-3 }, { input, labels, shape });
   }
   adam.dispose();
   const lr = discreteFromFullPrecision(model, fullPrecision, 'ternary');
@@ -99,7 +99,7 @@ describe('data-parallel stepper', () => {
       await single.load(mine, mineAdam, 'lr');
       for (let s = 0; s < 3; s++) {
         const { input, labels, shape } = batch(s, 32);
-        const expected = await trainStep(model, reference, referenceAdam, config, 'lr', input, labels, shape, 10, 100 + s, 0.003);
+        const expected = await trainStep({ model, params: reference, adam: referenceAdam, config, phase: 'lr', numClasses: 10, globalStep: 100 + s, learningRate: 0.003 }, { input, labels, shape });
         const actual = await single.step(input, labels, shape, 100 + s, 0.003);
         expect(actual).toEqual(expected);
       }
@@ -219,7 +219,7 @@ describe('data-parallel stepper', () => {
     const singleAdam = new Adam();
     const singleLosses = await run((b) => {
       const { input, labels, shape } = batch(b, 64);
-      return trainStep(model, single, singleAdam, config, 'lr', input, labels, shape, 10, b, 3e-3);
+      return trainStep({ model, params: single, adam: singleAdam, config, phase: 'lr', numClasses: 10, globalStep: b, learningRate: 3e-3 }, { input, labels, shape });
     });
     const parallel = copyParameters(start);
     const parallelAdam = new Adam();

@@ -1,5 +1,5 @@
 /**
- * The training kernels supplied for the wasm backend (engine/backends/wasm-kernels.ts) against the cpu backend on
+ * The training kernels supplied for the wasm backend (engine/backends/wasm/) against the cpu backend on
  * the same random inputs, kernel by kernel on the conv shapes of the MNIST, CIFAR-10 VGG and ResNet-18 nets (small
  * batch and channel counts so the cpu reference stays fast), plus the gradients of a small conv net end to end.
  */
@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { tf } from '../engine/tf.ts';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { registerWasmTrainingKernels, wasmKernelTuning } from '../engine/backends/wasm-kernels.ts';
+import { registerWasmTrainingKernels, wasmKernelTuning } from '../engine/backends/wasm/index.ts';
 
 type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];

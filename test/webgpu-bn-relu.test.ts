@@ -1,11 +1,11 @@
 /**
- * Fused batch norm (batch statistics) + ReLU (engine/webgpu/bn-relu.ts) against tf.moments + tf.batchNorm +
+ * Fused batch norm (batch statistics) + ReLU (engine/backends/webgpu/bn-relu.ts) against tf.moments + tf.batchNorm +
  * tf.relu: output, batch statistics and the gradients of x, gamma and beta, on the MNIST batch-norm shapes.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { tf } from '../engine/tf.ts';
-import { batchNormRelu, batchNormReluReference, batchNormReluPool, batchNormReluPoolReference } from '../engine/webgpu/bn-relu.ts';
-import { webgpuAvailable, randomTensor, compare } from '../engine/webgpu/verify.ts';
+import { batchNormRelu, batchNormReluReference, batchNormReluPool, batchNormReluPoolReference } from '../engine/backends/webgpu/bn-relu.ts';
+import { webgpuAvailable, randomTensor, compare } from './helpers/webgpu.ts';
 
 const TOL = 1e-4;
 

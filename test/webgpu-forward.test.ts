@@ -6,8 +6,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { tf } from '../engine/tf.ts';
 import { defineModel, discreteFromFullPrecision, disposeParameters, forward, initParameters, isTrainable, type Parameters } from '../engine/models.ts';
-import { enableFusedLrKernels, fusedLrLayer } from '../engine/webgpu/index.ts';
-import { webgpuAvailable, randomTensor, compare } from '../engine/webgpu/verify.ts';
+import { enableFusedLrKernels, fusedLrLayer } from '../engine/backends/webgpu/index.ts';
+import { webgpuAvailable, randomTensor, compare } from './helpers/webgpu.ts';
 
 const model = defineModel('mnist');
 

@@ -3,8 +3,8 @@
  * with the same noise, on the cases of webgpu-lr.test.ts.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { useSubgroups } from '../engine/webgpu/device.ts';
-import { webgpuAvailable, checkLrLayerCase, LR_LAYER_CASES } from '../engine/webgpu/verify.ts';
+import { useSubgroups } from '../engine/backends/webgpu/device.ts';
+import { webgpuAvailable, checkLrLayerCase, LR_LAYER_CASES } from './helpers/webgpu.ts';
 
 describe('fused LR layers without subgroups match the stock ops with the same noise', () => {
   let available = false;

@@ -1,5 +1,5 @@
 /**
- * The fused LR layer kernels (engine/webgpu) against the stock-op reference with the same noise:
+ * The fused LR layer kernels (engine/backends/webgpu) against the stock-op reference with the same noise:
  *     z = conv(x, mean) + sqrt(conv(x^2, variance) + 1e-3) * eps      (dense: matMul)
  * with eps from the CPU Philox reference, and the gradients of sum(z * dy) with respect to x, mean and variance
  * (tf.grads of the reference composition), on the MNIST layer shapes (5x5 1->32 at 28px, 5x5 32->64 at 14px,
@@ -8,9 +8,9 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { tf } from '../engine/tf.ts';
-import { lrConv2d, lrReference } from '../engine/webgpu/lr-ops.ts';
-import { philoxNormal } from '../engine/webgpu/philox.ts';
-import { webgpuAvailable, randomTensor, compare, activeSubgroupSize, checkLrLayerCase, LR_LAYER_CASES } from '../engine/webgpu/verify.ts';
+import { lrConv2d, lrReference } from '../engine/backends/webgpu/lr-ops.ts';
+import { philoxNormal } from '../engine/backends/webgpu/philox.ts';
+import { webgpuAvailable, randomTensor, compare, activeSubgroupSize, checkLrLayerCase, LR_LAYER_CASES } from './helpers/webgpu.ts';
 
 const TOL = 1e-4;
 

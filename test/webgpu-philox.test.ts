@@ -1,13 +1,13 @@
 /**
- * The LR noise generator (engine/webgpu/philox.ts): Philox4x32-10 against Random123's published known-answer
+ * The LR noise generator (engine/backends/webgpu/philox.ts): Philox4x32-10 against Random123's published known-answer
  * vectors, the element-to-counter mapping, the normal distribution, and the WGSL copy on the GPU against the
  * TypeScript one (raw words bit for bit, normals to float32 rounding).
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { tf } from '../engine/tf.ts';
-import { philox4x32, philoxNormal, philoxNormalGroup, fillPhiloxNormal } from '../engine/webgpu/philox.ts';
-import { philoxNormalTensor } from '../engine/webgpu/lr-ops.ts';
-import { webgpuAvailable } from '../engine/webgpu/verify.ts';
+import { philox4x32, philoxNormal, philoxNormalGroup, fillPhiloxNormal } from '../engine/backends/webgpu/philox.ts';
+import { philoxNormalTensor } from '../engine/backends/webgpu/lr-ops.ts';
+import { webgpuAvailable } from './helpers/webgpu.ts';
 
 describe('Philox4x32-10 on the CPU', () => {
   it('matches the Random123 known-answer vectors', () => {

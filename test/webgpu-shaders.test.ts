@@ -17,9 +17,9 @@ import {
   pixelsPerLaneWide,
   sameConvGeometry,
   sumPartialsProgram,
-} from '../engine/webgpu/lr-kernels.ts';
-import type { FusedProgram } from '../engine/webgpu/runner.ts';
-import { webgpuAvailable, shaderErrors, activeSubgroupSize } from '../engine/webgpu/verify.ts';
+} from '../engine/backends/webgpu/lr-kernels/index.ts';
+import type { FusedProgram } from '../engine/backends/webgpu/runner.ts';
+import { webgpuAvailable, shaderErrors, activeSubgroupSize } from './helpers/webgpu.ts';
 
 const batch = 256;
 const conv = (h: number, w: number, ci: number, co: number, k: number, stride: number) => sameConvGeometry([batch, h, w, ci], [k, k, ci, co], stride);

@@ -9,7 +9,7 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { tf } from '../tf.ts';
-import { enableFusedLrKernels, requestWebgpuSubgroups } from '../webgpu/index.ts';
+import { enableFusedLrKernels, requestWebgpuSubgroups } from './webgpu/index.ts';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -138,7 +138,7 @@ function createNvidiaCacheFolder(): void {
 let fusedKernels = false;
 
 /**
- * Whether LR layers run through the fused WebGPU kernels (engine/webgpu): on when the webgpu backend is active,
+ * Whether LR layers run through the fused WebGPU kernels (engine/backends/webgpu): on when the webgpu backend is active,
  * unless LRNET_FUSED_KERNELS=0 or `useFusedKernels(false)` asked for the stock TensorFlow.js ops.
  */
 export function fusedKernelsActive(): boolean {
@@ -173,7 +173,7 @@ async function tryWebgpu(requireHardware: boolean): Promise<BackendInfo> {
 
 async function tryWasm(): Promise<BackendInfo> {
   await import('@tensorflow/tfjs-backend-wasm');
-  const { registerWasmTrainingKernels } = await import('./wasm-kernels.ts');
+  const { registerWasmTrainingKernels } = await import('./wasm/index.ts');
   registerWasmTrainingKernels();
   if (!(await tf.setBackend('wasm'))) throw new BackendError('the wasm backend failed to initialize');
   await tf.ready();

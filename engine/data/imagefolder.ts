@@ -37,30 +37,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import jpeg from 'jpeg-js';
-import pngjs from 'pngjs';
 import { DatasetError } from './errors.ts';
 import { fsError } from './io.ts';
 import { Random, deriveSeed } from '../random.ts';
 import type { DatasetIdentity } from './types.ts';
+import { decodeImage, readImageHeader } from './imagefolder-decode.ts';
+import { IMAGENET_NORMALIZATION, transformImage, type ImageNormalization, type ImageTransform } from './imagefolder-transform.ts';
+import { DecodePool } from './imagefolder-pool.ts';
+import { LAYOUT, listEntries, scanSplit, type ScannedSplit } from './imagefolder-scan.ts';
 
-/** File extensions read as images (case-insensitive); other files are ignored, as are names starting with '.'. */
-export const IMAGE_EXTENSIONS: readonly string[] = ['.jpg', '.jpeg', '.png'];
+// The parts, one file each: decoding (imagefolder-decode.ts), resizing/cropping/normalizing
+// (imagefolder-transform.ts), the decoding threads (imagefolder-pool.ts), listing the folder (imagefolder-scan.ts).
+export { IMAGE_EXTENSIONS } from './imagefolder-scan.ts';
+export { decodeImage, type RgbImage } from './imagefolder-decode.ts';
+export { IMAGENET_NORMALIZATION, resizedSize, transformImage, type ImageNormalization, type ImageTransform } from './imagefolder-transform.ts';
 
-/** How cropped pixels (0..255) become network inputs. */
-export type ImageNormalization =
-  /** x / 255. */
-  | { readonly kind: 'unit' }
-  /** (x - mean) / max(std, 1/sqrt(N)) over the crop's own values, as fillBatch does for CIFAR-10. */
-  | { readonly kind: 'per-image-standardization' }
-  /** (x / 255 - mean[c]) / std[c] per channel (RGB). */
-  | { readonly kind: 'mean-std'; readonly mean: readonly [number, number, number]; readonly std: readonly [number, number, number] };
 
-/** The ImageNet statistics torchvision's pretrained models use. */
-export const IMAGENET_NORMALIZATION: ImageNormalization = { kind: 'mean-std', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
 export interface ImageFolderOptions {
   /** Length the shorter side is resized to before cropping (default 256). */
@@ -110,454 +102,6 @@ export interface ImageBatch {
   readonly indices: Int32Array;
 }
 
-/** A decoded image: width * height RGB pixels, row-major. */
-export interface RgbImage {
-  readonly width: number;
-  readonly height: number;
-  readonly data: Uint8Array;
-}
-
-/** Everything that decides how one image becomes network input. Plain data, so it can go to a worker. */
-export interface ImageTransform {
-  readonly resizeShorter: number;
-  readonly cropSize: number;
-  readonly normalization: ImageNormalization;
-  /** Random crop and flip drawn from `seed` (rng draws: dy, dx, flip), or the centre crop. */
-  readonly augment: boolean;
-  readonly seed: number;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Decoding
-
-const REPLACE = 'Replace or remove this file (every image must be a readable JPEG or PNG)';
-
-function isJpeg(b: Uint8Array): boolean {
-  return b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
-}
-
-function isPng(b: Uint8Array): boolean {
-  return b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 && b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a;
-}
-
-/**
- * Decodes JPEG or PNG bytes (recognised by their signature, whatever the file's extension) into RGB. Anything else,
- * or data that does not decode, is a DatasetError naming `file`.
- */
-export function decodeImage(bytes: Uint8Array, file: string): RgbImage {
-  let image: RgbImage;
-  if (isJpeg(bytes)) {
-    try {
-      const d = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false });
-      image = { width: d.width, height: d.height, data: d.data };
-    } catch (err) {
-      throw new DatasetError(file, `cannot be decoded as a JPEG image (${(err as Error).message})`, REPLACE, { cause: err });
-    }
-  } else if (isPng(bytes)) {
-    let png: { width: number; height: number; data: Uint8Array };
-    try {
-      png = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    } catch (err) {
-      throw new DatasetError(file, `cannot be decoded as a PNG image (${(err as Error).message})`, REPLACE, { cause: err });
-    }
-    // pngjs gives 8-bit RGBA whatever the colour type and depth; alpha is dropped (as PIL's convert('RGB') does).
-    const n = png.width * png.height;
-    const rgb = new Uint8Array(n * 3);
-    const rgba = png.data;
-    for (let i = 0, j = 0; i < n; i++, j += 4) {
-      rgb[i * 3] = rgba[j]!;
-      rgb[i * 3 + 1] = rgba[j + 1]!;
-      rgb[i * 3 + 2] = rgba[j + 2]!;
-    }
-    image = { width: png.width, height: png.height, data: rgb };
-  } else {
-    const head = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
-    throw new DatasetError(file, bytes.length === 0 ? 'is empty (0 bytes), not an image' : `is neither a JPEG nor a PNG image (it starts with bytes ${head})`, REPLACE);
-  }
-  if (image.width < 1 || image.height < 1 || image.data.length < image.width * image.height * 3) {
-    throw new DatasetError(file, `decodes to an image of ${image.width}x${image.height} pixels`, REPLACE);
-  }
-  return image;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Resizing and cropping
-
-/** Size after resizing the shorter side to `shorter` (the longer side scaled alike and truncated, as torchvision does). */
-export function resizedSize(width: number, height: number, shorter: number): { width: number; height: number } {
-  if (width <= height) return { width: shorter, height: Math.max(shorter, Math.floor((shorter * height) / width)) };
-  return { width: Math.max(shorter, Math.floor((shorter * width) / height)), height: shorter };
-}
-
-/**
- * Filter taps of an antialiased bilinear resize from `inSize` to `outSize`, for the output coordinates `positions`
- * only (PIL's precompute_coeffs with its triangle filter: when shrinking, the filter widens by the scale factor).
- */
-function bilinearTaps(inSize: number, outSize: number, positions: ArrayLike<number>): { start: Int32Array; count: Int32Array; weights: Float32Array; stride: number } {
-  const scale = inSize / outSize;
-  const filterScale = Math.max(scale, 1);
-  const support = filterScale; // triangle filter support 1, widened
-  const stride = Math.ceil(support) * 2 + 1;
-  const n = positions.length;
-  const start = new Int32Array(n);
-  const count = new Int32Array(n);
-  const weights = new Float32Array(n * stride);
-  const inv = 1 / filterScale;
-  for (let k = 0; k < n; k++) {
-    const center = (positions[k]! + 0.5) * scale;
-    const lo = Math.max(0, Math.trunc(center - support + 0.5));
-    const hi = Math.min(inSize, Math.trunc(center + support + 0.5));
-    let total = 0;
-    const m = Math.min(hi - lo, stride);
-    for (let t = 0; t < m; t++) {
-      const x = (t + lo - center + 0.5) * inv;
-      const w = Math.max(0, 1 - Math.abs(x));
-      weights[k * stride + t] = w;
-      total += w;
-    }
-    if (total > 0) for (let t = 0; t < m; t++) weights[k * stride + t]! /= total;
-    start[k] = lo;
-    count[k] = m;
-  }
-  return { start, count, weights, stride };
-}
-
-/**
- * Writes `image` resized (shorter side to t.resizeShorter), cropped to t.cropSize (random place and flip drawn from
- * t.seed when t.augment, else centred) and normalized into out[offset ...] (cropSize * cropSize * 3 floats, HWC).
- */
-export function transformImage(image: RgbImage, t: ImageTransform, out: Float32Array, offset = 0): void {
-  const crop = t.cropSize;
-  const { width: rw, height: rh } = resizedSize(image.width, image.height, t.resizeShorter);
-  let dy: number;
-  let dx: number;
-  let flip = false;
-  if (t.augment) {
-    const rng = new Random(t.seed);
-    dy = rng.nextInt(rh - crop + 1);
-    dx = rng.nextInt(rw - crop + 1);
-    flip = rng.next() < 0.5;
-  } else {
-    dy = Math.round((rh - crop) / 2);
-    dx = Math.round((rw - crop) / 2);
-  }
-  const cols = new Int32Array(crop);
-  const rows = new Int32Array(crop);
-  for (let j = 0; j < crop; j++) cols[j] = dx + (flip ? crop - 1 - j : j);
-  for (let i = 0; i < crop; i++) rows[i] = dy + i;
-  const hx = bilinearTaps(image.width, rw, cols);
-  const vy = bilinearTaps(image.height, rh, rows);
-  // Source rows the vertical taps touch.
-  const y0 = vy.start[0]!;
-  const y1 = vy.start[crop - 1]! + vy.count[crop - 1]!;
-  const W = image.width;
-  const src = image.data;
-  const rowLen = crop * 3;
-  // Horizontal pass over the needed rows only.
-  const tmp = new Float32Array((y1 - y0) * rowLen);
-  for (let y = y0; y < y1; y++) {
-    const srcRow = y * W * 3;
-    const tmpRow = (y - y0) * rowLen;
-    for (let j = 0; j < crop; j++) {
-      const s0 = hx.start[j]!;
-      const m = hx.count[j]!;
-      const wBase = j * hx.stride;
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      for (let k = 0; k < m; k++) {
-        const w = hx.weights[wBase + k]!;
-        const p = srcRow + (s0 + k) * 3;
-        r += w * src[p]!;
-        g += w * src[p + 1]!;
-        b += w * src[p + 2]!;
-      }
-      const o = tmpRow + j * 3;
-      tmp[o] = r;
-      tmp[o + 1] = g;
-      tmp[o + 2] = b;
-    }
-  }
-  // Vertical pass into the output.
-  for (let i = 0; i < crop; i++) {
-    const s0 = vy.start[i]! - y0;
-    const m = vy.count[i]!;
-    const wBase = i * vy.stride;
-    const outRow = offset + i * rowLen;
-    for (let q = 0; q < rowLen; q++) {
-      let v = 0;
-      for (let k = 0; k < m; k++) v += vy.weights[wBase + k]! * tmp[(s0 + k) * rowLen + q]!;
-      out[outRow + q] = v;
-    }
-  }
-  normalize(out, offset, crop * crop, t.normalization);
-}
-
-function normalize(out: Float32Array, offset: number, pixels: number, n: ImageNormalization): void {
-  const end = offset + pixels * 3;
-  switch (n.kind) {
-    case 'unit':
-      for (let i = offset; i < end; i++) out[i] = out[i]! / 255;
-      return;
-    case 'mean-std': {
-      const scale = [1 / (255 * n.std[0]), 1 / (255 * n.std[1]), 1 / (255 * n.std[2])];
-      const shift = [n.mean[0] / n.std[0], n.mean[1] / n.std[1], n.mean[2] / n.std[2]];
-      for (let i = offset; i < end; i += 3) {
-        for (let c = 0; c < 3; c++) out[i + c] = out[i + c]! * scale[c]! - shift[c]!;
-      }
-      return;
-    }
-    case 'per-image-standardization': {
-      let sum = 0;
-      let sumSq = 0;
-      for (let i = offset; i < end; i++) {
-        const v = out[i]!;
-        sum += v;
-        sumSq += v * v;
-      }
-      const N = pixels * 3;
-      const mean = sum / N;
-      const scale = 1 / Math.max(Math.sqrt(Math.max(sumSq / N - mean * mean, 0)), 1 / Math.sqrt(N));
-      for (let i = offset; i < end; i++) out[i] = (out[i]! - mean) * scale;
-      return;
-    }
-  }
-}
-
-/** Reads, decodes and transforms one image file (synchronously; used by the worker threads). */
-function loadSync(file: string, t: ImageTransform, out: Float32Array, offset: number): void {
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (err) {
-    throw fsError(file, err);
-  }
-  transformImage(decodeImage(bytes, file), t, out, offset);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Worker threads
-
-/** Worker threads start without the parent's module hooks: a small script registers tsx, then imports this file. */
-function workerBootstrap(): string {
-  const self = JSON.stringify(import.meta.url);
-  if (!import.meta.url.endsWith('.ts')) return `import(${self})`;
-  const require = createRequire(import.meta.url);
-  const manifest = require.resolve('tsx/package.json');
-  const exported = (require(manifest) as { exports: Record<string, string | { import: string | { default: string } }> }).exports['./esm/api'];
-  const target = typeof exported === 'string' ? exported : typeof exported?.import === 'string' ? exported.import : exported?.import.default;
-  if (target === undefined) throw new Error('tsx does not export ./esm/api');
-  const tsx = JSON.stringify(pathToFileURL(path.join(path.dirname(manifest), target)).href);
-  return `import(${tsx}).then((tsx) => { tsx.register(); return import(${self}); })`;
-}
-
-interface WorkerTask {
-  readonly id: number;
-  readonly file: string;
-  readonly transform: ImageTransform;
-}
-
-type WorkerReply =
-  | { readonly id: number; readonly ok: true; readonly pixels: Float32Array }
-  | { readonly id: number; readonly ok: false; readonly name: string; readonly message: string; readonly file?: string; readonly problem?: string; readonly remedy?: string };
-
-/** A pool of decoding threads; each worker has at most two tasks in flight, the rest wait in one queue. */
-class DecodePool {
-  private readonly workers: { worker: Worker; busy: number }[] = [];
-  private readonly queue: { task: WorkerTask; resolve: (p: Float32Array) => void; reject: (e: Error) => void }[] = [];
-  private readonly pending = new Map<number, { resolve: (p: Float32Array) => void; reject: (e: Error) => void; slot: number }>();
-  private nextId = 0;
-  private failure: Error | undefined;
-  private closed = false;
-
-  constructor(size: number) {
-    const code = workerBootstrap();
-    for (let i = 0; i < size; i++) {
-      const worker = new Worker(code, { eval: true, workerData: { lrnetImageDecoder: true } });
-      worker.unref();
-      worker.on('message', (reply: WorkerReply) => this.onReply(reply));
-      worker.on('error', (err) => this.fail(new Error(`an image decoding thread failed: ${err.message}`, { cause: err })));
-      worker.on('exit', (code) => {
-        if (!this.closed) this.fail(new Error(`an image decoding thread ended unexpectedly (exit code ${code})`));
-      });
-      this.workers.push({ worker, busy: 0 });
-    }
-  }
-
-  run(file: string, transform: ImageTransform): Promise<Float32Array> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.closed) return Promise.reject(new Error('the image folder was closed'));
-    return new Promise((resolve, reject) => {
-      this.queue.push({ task: { id: this.nextId++, file, transform }, resolve, reject });
-      this.dispatch();
-    });
-  }
-
-  private dispatch(): void {
-    for (;;) {
-      if (this.queue.length === 0) return;
-      let best = -1;
-      for (let i = 0; i < this.workers.length; i++) {
-        if (this.workers[i]!.busy < 2 && (best < 0 || this.workers[i]!.busy < this.workers[best]!.busy)) best = i;
-      }
-      if (best < 0) return;
-      const { task, resolve, reject } = this.queue.shift()!;
-      const slot = this.workers[best]!;
-      if (slot.busy++ === 0) slot.worker.ref(); // keep the process alive while work is out
-      this.pending.set(task.id, { resolve, reject, slot: best });
-      slot.worker.postMessage(task);
-    }
-  }
-
-  private onReply(reply: WorkerReply): void {
-    const p = this.pending.get(reply.id);
-    if (!p) return;
-    this.pending.delete(reply.id);
-    const slot = this.workers[p.slot]!;
-    if (--slot.busy === 0) slot.worker.unref();
-    if (reply.ok) p.resolve(reply.pixels);
-    else if (reply.name === 'DatasetError' && reply.file !== undefined) p.reject(new DatasetError(reply.file, reply.problem ?? reply.message, reply.remedy));
-    else p.reject(Object.assign(new Error(reply.message), { name: reply.name }));
-    this.dispatch();
-  }
-
-  private fail(err: Error): void {
-    if (this.failure) return;
-    this.failure = err;
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
-    for (const q of this.queue.splice(0)) q.reject(err);
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    this.fail(new Error('the image folder was closed'));
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
-  }
-}
-
-function serveWorker(): void {
-  const port = parentPort!;
-  port.on('message', (task: WorkerTask) => {
-    const crop = task.transform.cropSize;
-    const pixels = new Float32Array(crop * crop * 3);
-    try {
-      loadSync(task.file, task.transform, pixels, 0);
-      port.postMessage({ id: task.id, ok: true, pixels } satisfies WorkerReply, [pixels.buffer]);
-    } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err));
-      const d = err instanceof DatasetError ? { file: err.file, problem: err.problem, remedy: err.remedy } : {};
-      port.postMessage({ id: task.id, ok: false, name: e.name, message: e.message, ...d } satisfies WorkerReply);
-    }
-  });
-}
-
-if (!isMainThread && (workerData as { lrnetImageDecoder?: boolean } | null)?.lrnetImageDecoder === true) serveWorker();
-
-// ---------------------------------------------------------------------------------------------------------------
-// Scanning
-
-function hasImageExtension(name: string): boolean {
-  const lower = name.toLowerCase();
-  return IMAGE_EXTENSIONS.some((e) => lower.endsWith(e));
-}
-
-const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-async function readDir(dir: string): Promise<fs.Dirent[]> {
-  try {
-    return await fs.promises.readdir(dir, { withFileTypes: true });
-  } catch (err) {
-    throw fsError(dir, err);
-  }
-}
-
-/** Resolves a directory entry to 'dir', 'file' or undefined (following symbolic links). */
-async function kindOf(dir: string, e: fs.Dirent): Promise<'dir' | 'file' | undefined> {
-  if (e.isDirectory()) return 'dir';
-  if (e.isFile()) return 'file';
-  if (e.isSymbolicLink()) {
-    try {
-      const st = await fs.promises.stat(path.join(dir, e.name));
-      return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : undefined;
-    } catch {
-      return undefined; // a dangling link
-    }
-  }
-  return undefined;
-}
-
-/** Sub-folders and image files of a folder (hidden entries skipped), each sorted. */
-async function listEntries(dir: string): Promise<{ dirs: string[]; images: string[]; others: number }> {
-  const dirs: string[] = [];
-  const images: string[] = [];
-  let others = 0;
-  for (const e of await readDir(dir)) {
-    if (e.name.startsWith('.')) continue;
-    const kind = await kindOf(dir, e);
-    if (kind === 'dir') dirs.push(e.name);
-    else if (kind === 'file' && hasImageExtension(e.name)) images.push(e.name);
-    else others++;
-  }
-  dirs.sort(byCodePoint);
-  images.sort(byCodePoint);
-  return { dirs, images, others };
-}
-
-/** Image files under `dir`, recursively, as sorted paths relative to it. */
-async function imagesUnder(dir: string, prefix = '', depth = 0): Promise<string[]> {
-  if (depth > 32) throw new DatasetError(dir, 'nests folders more than 32 levels deep (a symbolic link loop?)', 'Remove the loop');
-  const { dirs, images } = await listEntries(dir);
-  const out = images.map((f) => prefix + f);
-  for (const d of dirs) out.push(...(await imagesUnder(path.join(dir, d), `${prefix}${d}/`, depth + 1)));
-  return out.sort(byCodePoint);
-}
-
-const LAYOUT = 'An image folder holds train/<class>/*.jpg|png (one folder per class) and optionally val/<class>/...';
-
-interface ScannedSplit {
-  readonly dir: string;
-  readonly files: string[];
-  readonly relative: string[];
-  readonly labels: Int32Array;
-}
-
-async function scanSplit(dir: string, split: 'train' | 'val', classes: readonly string[] | undefined): Promise<{ classes: string[]; scanned: ScannedSplit }> {
-  const { dirs, images, others } = await listEntries(dir);
-  if (dirs.length === 0) {
-    if (images.length > 0) {
-      const sortVal = split === 'val' ? " (ImageNet's validation images come in one folder: sort them into class folders with its ground-truth labels first)" : '';
-      throw new DatasetError(dir, `holds ${images.length} images but no class subfolders${sortVal}`, `Put each class's images in a subfolder named after the class. ${LAYOUT}`);
-    }
-    throw new DatasetError(dir, others > 0 ? 'holds no class subfolders (and no images)' : 'is an empty folder', LAYOUT);
-  }
-  const classList = classes ?? dirs;
-  const index = new Map(classList.map((c, i) => [c, i]));
-  const files: string[] = [];
-  const relative: string[] = [];
-  const labels: number[] = [];
-  for (const c of dirs) {
-    const label = index.get(c);
-    const classDir = path.join(dir, c);
-    if (label === undefined) {
-      throw new DatasetError(classDir, `is a class that train/ does not have (${split}/ may only hold classes of train/)`, 'Rename or remove this folder, or add the class to train/');
-    }
-    const found = await imagesUnder(classDir);
-    if (found.length === 0) {
-      throw new DatasetError(classDir, `holds no images (${IMAGE_EXTENSIONS.join(', ')})`, 'Add its images or remove the empty class folder');
-    }
-    for (const f of found) {
-      files.push(path.join(classDir, f));
-      relative.push(`${c}/${f}`);
-      labels.push(label);
-    }
-  }
-  return { classes: [...classList], scanned: { dir, files, relative, labels: Int32Array.from(labels) } };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The folder and its splits
-
 function checkInt(name: string, v: number, min: number): void {
   if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
 }
@@ -594,6 +138,9 @@ class Cancelled extends Error {}
 const SHUFFLE_STREAM = 0x5348;
 const AUGMENT_STREAM = 0x4147;
 
+/** Image headers read at once by checkImageHeaders (small reads: the disk's queue, not the CPU, bounds them). */
+const HEADER_READS = 16;
+
 /** One split (train or val) of an image folder. */
 export class ImageFolderSplit {
   /** Number of images. */
@@ -625,6 +172,17 @@ export class ImageFolderSplit {
     for (let i = 0; i < order.length; i++) order[i] = i;
     if (shuffle) new Random(deriveSeed(seed, SHUFFLE_STREAM, epoch)).shuffle(order);
     return order;
+  }
+
+  /**
+   * Reads the header of every image (not the pixels) and throws the DatasetError of the first damaged one in file
+   * order: a run checks its val/ images this way before training, instead of finding one an epoch later.
+   */
+  async checkImageHeaders(): Promise<void> {
+    const limiter = new Limiter(HEADER_READS);
+    const results = await Promise.allSettled(this.files.map((file) => limiter.run(() => readImageHeader(file))));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /** One image as the batches give it (cropSize * cropSize * 3 floats); `seed` only matters with augment. */

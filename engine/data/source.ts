@@ -125,6 +125,11 @@ export async function openImageFolderData(root: string, options: ImageFolderData
       'Add val/<class>/... with held-out images of the same classes (ImageNet: its validation set sorted into class folders)',
     );
   }
+  // The test images are first read at the first evaluation, an epoch into the run: find a damaged one now.
+  await folder.val.checkImageHeaders().catch(async (error: unknown) => {
+    await folder.close();
+    throw error;
+  });
   const train = folderSource(folder.train, folder.inputShape, options.trainLimit);
   const test = folderSource(folder.val, folder.inputShape, undefined);
   // The folder's checksum covers class and file names; a training subset and the crop size make other data.

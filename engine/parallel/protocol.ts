@@ -2,9 +2,8 @@
  * Messages between the stepper (main thread) and its workers: discriminated unions of plain data. Tensors never
  * cross; parameters, moments, gradients and statistics live in the shared buffers (layout.ts).
  */
-import type { TrainingConfig } from '../config.ts';
+import type { Phase, TrainingConfig } from '../config.ts';
 import type { ModelDefinition } from '../models.ts';
-import type { Phase } from '../train.ts';
 import type { ParameterLayout, SharedBuffers } from './layout.ts';
 
 /** workerData of every worker. */

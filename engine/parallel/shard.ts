@@ -10,8 +10,8 @@
  * therefore follows trainStep exactly; test/parallel.test.ts checks it.
  */
 import { deriveSeed } from '../random.ts';
-import type { TrainingConfig } from '../config.ts';
-import { lossAndGradients, stepSeeds, type Phase, type StepGradients, type StepSeeds } from '../gradients.ts';
+import type { Phase, TrainingConfig } from '../config.ts';
+import { lossAndGradients, stepSeeds, type StepGradients, type StepSeeds } from '../gradients.ts';
 import type { ModelDefinition, Parameters } from '../models.ts';
 
 /** The logit clip of the binary ImageNet recipe (trainStep's BINARY_IMAGENET_LOGIT_CLIP). */

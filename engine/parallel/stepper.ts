@@ -14,10 +14,9 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { tf } from '../tf.ts';
-import type { TrainingConfig } from '../config.ts';
+import type { Phase, TrainingConfig } from '../config.ts';
 import type { ModelDefinition, Parameters } from '../models.ts';
 import type { Adam } from '../optimizer.ts';
-import type { Phase } from '../train.ts';
 import { abortStep, resetBarrier } from './barrier.ts';
 import {
   type ParameterLayout,

@@ -12,9 +12,9 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { tf, type Tensor } from '../tf.ts';
 import { initBackend } from '../backends/index.ts';
 import type { Parameters } from '../models.ts';
-import type { Phase } from '../train.ts';
+import type { Phase } from '../config.ts';
 import { threadCpuMs } from './cputime.ts';
-import { registerWorkerKernels } from './kernels.ts';
+import { registerWasmWorkerKernels } from '../backends/wasm/index.ts';
 import { arriveAndWait, abortStep, StepAbortedError } from './barrier.ts';
 import { type ParameterLayout, type SharedViews, ownedRange, SCALAR, viewShared } from './layout.ts';
 import type { FromWorker, StepTimings, ToWorker, WorkerInit } from './protocol.ts';
@@ -36,7 +36,7 @@ interface Replica {
 let replica: Replica | undefined;
 
 await initBackend('wasm');
-registerWorkerKernels();
+registerWasmWorkerKernels();
 const wasm = tf.getBackend() === 'wasm' ? (tf.backend() as unknown as BackendWasm) : undefined;
 
 /** The tensor's values without a copy where the backend allows (a view on the wasm heap: use before the next op). */

@@ -2,12 +2,12 @@
  * Verification helpers for the fused kernels (used by test/webgpu-*.test.ts): WebGPU initialization that reports
  * instead of throwing where no adapter exists, deterministic inputs, and error measures read asynchronously.
  */
-import { tf } from '../tf.ts';
-import { initBackend } from '../backends/index.ts';
-import { requestWebgpuSubgroups, subgroupSizeOf } from './device.ts';
-import { lrConv2d, lrDense, lrReference, setWideTileThreshold, WIDE_TILE_MACS } from './lr-ops.ts';
-import { philoxNormal } from './philox.ts';
-import type { FusedProgram, WebGPUBackendInternals } from './runner.ts';
+import { tf } from '../../engine/tf.ts';
+import { initBackend } from '../../engine/backends/index.ts';
+import { requestWebgpuSubgroups, subgroupSizeOf } from '../../engine/backends/webgpu/device.ts';
+import { lrConv2d, lrDense, lrReference, setWideTileThreshold, WIDE_TILE_MACS } from '../../engine/backends/webgpu/lr-ops.ts';
+import { philoxNormal } from '../../engine/backends/webgpu/philox.ts';
+import type { FusedProgram, WebGPUBackendInternals } from '../../engine/backends/webgpu/runner.ts';
 
 /**
  * True when the webgpu backend is up (Dawn found an adapter, e.g. lavapipe); the tests skip otherwise. The device

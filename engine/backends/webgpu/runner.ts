@@ -12,7 +12,7 @@
  * Everything here uses members of the backend that TypeScript marks private; they are plain properties at run time
  * and stable within tfjs-backend-webgpu 4.x (checked against 4.22.0: `recordAndSubmit`).
  */
-import { tf } from '../tf.ts';
+import { tf } from '../../tf.ts';
 
 type DataType = 'float32' | 'int32';
 

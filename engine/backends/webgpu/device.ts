@@ -2,7 +2,7 @@
  * The WebGPU device features the fused kernels can use beyond what TensorFlow.js requests.
  *
  * tfjs-backend-webgpu 4.22 creates its device with 'timestamp-query' only. The fused convolutions run 2-4x faster
- * on lavapipe with 'subgroups' (see lr-kernels.ts), so `requestWebgpuSubgroups()` makes Dawn adapters add that
+ * on lavapipe with 'subgroups' (see lr-kernels/), so `requestWebgpuSubgroups()` makes Dawn adapters add that
  * feature (when they offer it) to every device they create. It must run before the webgpu backend initializes
  * (before `initBackend('webgpu')` or `initBackend('auto')`); later it changes nothing, and the kernels then use
  * their variants without subgroups. It only adds a feature: tfjs and every other kernel behave as before.

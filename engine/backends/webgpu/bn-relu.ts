@@ -9,9 +9,9 @@
  * (the gradient through the batch statistics included). The variance is the biased one, as tf.moments.
  * Channels must come in fours (the kernels read vec4s); otherwise the stock ops run.
  */
-import { tf, type Tensor } from '../tf.ts';
+import { tf, type Tensor } from '../../tf.ts';
 import { runFusedProgram, type FusedProgram, type WebGPUBackendInternals } from './runner.ts';
-import { lanesFor } from './lr-kernels.ts';
+import { lanesFor } from './lr-kernels/index.ts';
 
 export const BN_STATS_KERNEL = 'LrnetBnReluStats';
 export const BN_APPLY_KERNEL = 'LrnetBnReluApply';

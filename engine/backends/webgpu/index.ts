@@ -25,7 +25,7 @@
  *      'relu': call batchNormReluPool (next-next node 'maxpool') or batchNormRelu, pass its mean/variance to
  *      `onBatchStatistics`, and skip the nodes it consumed. (Done: engine/models.ts `forward` with `fusedKernels`.)
  */
-import { tf, type Tensor } from '../tf.ts';
+import { tf, type Tensor } from '../../tf.ts';
 import { lrConv2d, lrDense, registerLrKernels } from './lr-ops.ts';
 import { registerBatchNormReluKernels } from './bn-relu.ts';
 

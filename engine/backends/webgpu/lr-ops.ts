@@ -14,7 +14,7 @@
  * the kernels do not cover (output channels not a multiple of 4), the same function runs as stock ops with the same
  * Philox noise drawn on the CPU, so results never depend on which path ran.
  */
-import { tf, type Tensor } from '../tf.ts';
+import { tf, type Tensor } from '../../tf.ts';
 import { philoxNormal } from './philox.ts';
 import {
   type ConvGeometry,
@@ -30,7 +30,7 @@ import {
   pixelsPerLaneWide,
   sameConvGeometry,
   sumPartialsProgram,
-} from './lr-kernels.ts';
+} from './lr-kernels/index.ts';
 import { runFusedProgram, type WebGPUBackendInternals } from './runner.ts';
 import { subgroupSizeOf } from './device.ts';
 

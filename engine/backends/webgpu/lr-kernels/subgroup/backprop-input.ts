@@ -1,0 +1,105 @@
+/** The input gradient of the fused LR layer with subgroup operations (see cooperative.ts). */
+import { type ConvGeometry, channelBlock, geometryKey, lanesFor, pixelsPerLaneWide, range } from '../geometry.ts';
+import type { FusedProgram } from '../../runner.ts';
+import type { BackpropInputOptions } from '../plain/backprop-input.ts';
+import { cooperative } from './cooperative.ts';
+
+export interface SubgroupBackpropInputOptions extends BackpropInputOptions {
+  readonly subgroupSize: number;
+}
+
+/**
+ * dx with subgroups: per output-gradient vec4 step, the weights of the lane's input channels are loaded
+ * cooperatively; dz and dz * g are loaded once per row window (all filter taps along the width reuse them).
+ */
+export function lrBackpropInputProgramSubgroup(g: ConvGeometry, options: SubgroupBackpropInputOptions): FusedProgram {
+  const sg = options.subgroupSize;
+  const vecC = g.ci % 4 === 0;
+  const C = vecC ? 4 * channelBlock(g.ci / 4, options.channelVecs ?? 2, 1) : 1;
+  const P = options.pixels ?? pixelsPerLaneWide(g.w, g.n * g.h);
+  const wq = Math.ceil(g.w / P);
+  const items = g.n * g.h * wq;
+  const lanes = Math.max(options.lanes ?? lanesFor(items), sg);
+  const co4 = g.co / 4;
+  // Window position j holds the output column of tx = ix0 + padLeft - (k - 1) + j; pixel p, tap kx uses j = p - kx + k - 1.
+  const windowSize = P + g.k - 1;
+  const code = () => {
+    const acc: string[] = [];
+    for (let p = 0; p < P; p++) for (let c = 0; c < C; c++) acc.push(`var am${p}_${c} = 0.0; var av${p}_${c} = 0.0;`);
+    const coop = cooperative('w', C, sg, (t) => `wb + ${t} * ${co4}`, ['mu', 'vr']);
+    const windowLines: string[] = [];
+    for (let j = 0; j < windowSize; j++) {
+      windowLines.push(`let tx${j} = tx0 + ${j}; let ox${j} = tx${j} / ${g.stride};`);
+      windowLines.push(`let ok${j} = vy && tx${j} >= 0 && ox${j} * ${g.stride} == tx${j} && ox${j} < ${g.ow};`);
+      windowLines.push(`let db${j} = select(0, (outRow + ox${j}) * ${co4} + c, ok${j});`);
+      windowLines.push(`let d${j} = select(vec4<f32>(0.0), dz[db${j}], ok${j}); let e${j} = select(vec4<f32>(0.0), dzg[db${j}], ok${j});`);
+    }
+    const taps: string[] = [];
+    for (let kx = 0; kx < g.k; kx++) {
+      taps.push(`{ let wb = ((ky * ${g.k} + ${kx}) * ${g.ci} + cb) * ${co4} + c;`);
+      taps.push(...coop.load.map((l) => `  ${l}`));
+      for (let c = 0; c < C; c++) taps.push(`  let wm${c} = ${coop.item('mu', c)}; let wv${c} = ${coop.item('vr', c)};`);
+      for (let p = 0; p < P; p++) {
+        const j = p - kx + g.k - 1;
+        for (let c = 0; c < C; c++) taps.push(`  am${p}_${c} += dot(d${j}, wm${c}); av${p}_${c} += dot(e${j}, wv${c});`);
+      }
+      taps.push('}');
+    }
+    const epilogue: string[] = [];
+    for (let p = 0; p < P; p++) {
+      epilogue.push(`if (live && iq * ${P} + ${p} < ${g.w}) {`);
+      if (vecC) {
+        for (let j = 0; j < C / 4; j++) {
+          const m = `vec4<f32>(${range(4).map((k) => `am${p}_${4 * j + k}`).join(', ')})`;
+          const v = `vec4<f32>(${range(4).map((k) => `av${p}_${4 * j + k}`).join(', ')})`;
+          epilogue.push(`  { let o = (pixelBase + ${p}) * ${g.ci / 4} + cb / 4 + ${j}; dx[o] = ${m} + 2.0 * x[o] * ${v}; }`);
+        }
+      } else {
+        epilogue.push(`  { let o = (pixelBase + ${p}) * ${g.ci} + cb; dx[o] = am${p}_0 + 2.0 * x[o] * av${p}_0; }`);
+      }
+      epilogue.push('}');
+    }
+    const xType = vecC ? 'vec4<f32>' : 'f32';
+    return `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> dx : array<${xType}>;
+@group(0) @binding(1) var<storage, read> dz : array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dzg : array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> x : array<${xType}>;
+@group(0) @binding(4) var<storage, read> mu : array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> vr : array<vec4<f32>>;
+
+@compute @workgroup_size(${lanes})
+fn main(@builtin(local_invocation_id) lid : vec3<u32>, @builtin(workgroup_id) wid : vec3<u32>,
+        @builtin(subgroup_invocation_id) sid : u32) {
+  let item = i32(wid.x) * ${lanes} + i32(lid.x);
+  let live = item < ${items};
+  let ic = min(item, ${items - 1});
+  let iq = ic % ${wq};
+  let t = ic / ${wq};
+  let iy = t % ${g.h};
+  let n = t / ${g.h};
+  let pixelBase = t * ${g.w} + iq * ${P};
+  let tx0 = iq * ${P} + ${g.padLeft - (g.k - 1)};
+  let cb = i32(wid.y) * ${C};
+  ${coop.setup.join('\n  ')}
+  ${acc.join('\n  ')}
+  for (var ky = 0; ky < ${g.k}; ky++) {
+    let ty = iy + ${g.padTop} - ky;
+    let oy = ty / ${g.stride};
+    let vy = ty >= 0 && oy * ${g.stride} == ty && oy < ${g.oh};
+    let outRow = (n * ${g.oh} + oy) * ${g.ow};
+    for (var c = 0; c < ${co4}; c++) {
+      ${windowLines.join('\n      ')}
+      ${taps.join('\n      ')}
+    }
+  }
+  ${epilogue.join('\n  ')}
+}`;
+  };
+  return {
+    name: 'LrBackpropInputSubgroup',
+    key: `lrbpisg${sg}_${geometryKey(g)}_p${P}c${C}_l${lanes}`,
+    code,
+    dispatch: [Math.ceil(items / lanes), g.ci / C, 1],
+  };
+}
