@@ -66,6 +66,6 @@ if (why === null) {
   process.stdout.write(`lrnet: no desktop window: ${why}.\nlrnet: starting the headless host instead; open the URL below in a browser.\n\n`);
   const { register } = await import('tsx/esm/api');
   register();
-  const { serveCommand } = await import('../app/host/command.ts');
+  const { serveCommand } = await import('../app/cli/serve.ts');
   process.exitCode = await serveCommand(process.argv.slice(2));
 }

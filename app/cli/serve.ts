@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServices, type AppServices } from '../services.ts';
-import { startHost, type Host } from './server.ts';
+import { startHost, type Host } from '../host/server.ts';
 
 export const SERVE_USAGE = `usage: lrnet serve [options]
 
