@@ -1,5 +1,5 @@
 /**
- * `lrnet export CHECKPOINT --format packed|c|onnx|tfjs|all --out DIR [--net argmax|selected] [--force]
+ * `lrnet export CHECKPOINT --format FORMAT|all --out DIR [--net argmax|selected] [--force]
  * [--test-limit N] [--json]`: exports a finished run's discrete net and verifies every format with its consumer.
  *
  * Self-contained so the command table can take it as is: argument problems print the usage hint and return 2,
@@ -8,14 +8,15 @@
  */
 import { parseArgs } from 'node:util';
 import { initBackend, BACKEND_CHOICES, type BackendChoice } from '../../engine/backends/index.ts';
-import { ExportError, exportRun, EXPORT_FORMATS, type ExportFormat, type ExportResult, type ExportRunOptions } from './index.ts';
+import { ExportError, exportRun, EXPORT_FORMAT_NAMES, type ExportFormatName, type ExportResult, type ExportRunOptions } from './index.ts';
+import { isExportFormatName } from '../../engine/export/index.ts';
 
 export const EXPORT_USAGE = `usage: lrnet export CHECKPOINT --format FORMAT --out DIR [options]
 
 Exports the discrete net of a finished run for target hardware, runs every format with its real consumer on the
 test set and compares the logits with the app's own discrete net (top-1 must agree on every image).
 
-  --format FORMAT      ${EXPORT_FORMATS.join(', ')} or all; repeat or separate with commas
+  --format FORMAT      ${EXPORT_FORMAT_NAMES.join(', ')} or all; repeat or separate with commas
   --out DIR            destination folder (one sub-folder per format, golden/, report.json)
   --net NET            argmax (default) or selected (the sampled net chosen on validation)
   --force              replace an earlier export at DIR (a folder holding anything else is refused)
@@ -28,7 +29,7 @@ test set and compares the logits with the app's own discrete net (top-1 must agr
 
 export interface ExportInvocation {
   readonly checkpoint: string;
-  readonly formats: readonly ExportFormat[];
+  readonly formats: readonly ExportFormatName[];
   readonly outDir: string;
   readonly net: 'argmax' | 'selected';
   readonly force: boolean;
@@ -75,13 +76,13 @@ export function parseExportArgs(args: readonly string[]): ExportInvocation {
   if (parsed.positionals.length !== 1) {
     problems.push(parsed.positionals.length === 0 ? 'missing the checkpoint file to export (lrnet export CHECKPOINT ...)' : `unexpected argument "${parsed.positionals[1]}"`);
   }
-  const formats = new Set<ExportFormat>();
+  const formats = new Set<ExportFormatName>();
   for (const f of (v.format ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean)) {
-    if (f === 'all') EXPORT_FORMATS.forEach((x) => formats.add(x));
-    else if ((EXPORT_FORMATS as readonly string[]).includes(f)) formats.add(f as ExportFormat);
-    else problems.push(`--format: unknown format "${f}"; choose from ${EXPORT_FORMATS.join(', ')} or all`);
+    if (f === 'all') EXPORT_FORMAT_NAMES.forEach((x) => formats.add(x));
+    else if (isExportFormatName(f)) formats.add(f);
+    else problems.push(`--format: unknown format "${f}"; choose from ${EXPORT_FORMAT_NAMES.join(', ')} or all`);
   }
-  if (!v.format) problems.push(`--format is required (${EXPORT_FORMATS.join(', ')} or all)`);
+  if (!v.format) problems.push(`--format is required (${EXPORT_FORMAT_NAMES.join(', ')} or all)`);
   if (!v.out) problems.push('--out DIR is required');
   const net = v.net ?? 'argmax';
   if (net !== 'argmax' && net !== 'selected') problems.push(`--net: expected argmax or selected, got "${net}"`);
@@ -100,7 +101,7 @@ export function parseExportArgs(args: readonly string[]): ExportInvocation {
   if (!BACKEND_CHOICES.includes(backend)) problems.push(`--backend: expected one of ${BACKEND_CHOICES.join(', ')}, got "${v.backend}"`);
   if (problems.length > 0) throw new ExportUsageError(problems);
   return {
-    checkpoint: parsed.positionals[0]!, formats: EXPORT_FORMATS.filter((f) => formats.has(f)), outDir: v.out!,
+    checkpoint: parsed.positionals[0]!, formats: EXPORT_FORMAT_NAMES.filter((f) => formats.has(f)), outDir: v.out!,
     net: net as 'argmax' | 'selected', force: v.force ?? false,
     ...(testLimit !== undefined ? { testLimit } : {}), ...(goldenCount !== undefined ? { goldenCount } : {}),
     ternaryEncoding: v['ternary-base3'] ? 'base3' : '2bit', backend, json: v.json ?? false,
@@ -123,7 +124,7 @@ export function formatExportSummary(result: ExportResult): string {
   ];
   for (const f of Object.values(r.formats)) {
     const v = f.verification;
-    const size = f.format === 'c' && f.details.memory
+    const size = f.details.memory
       ? `flash ${formatBytes(f.details.memory.flashBytes)}, RAM ${formatBytes(f.details.memory.ramBytes)}`
       : formatBytes(f.totalBytes);
     lines.push(`  ${f.format.padEnd(7)} ${v.passed ? 'passed' : 'FAILED'}  ${size} (${f.compressionVsFloat32}x smaller than float32)  ` +
