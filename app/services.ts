@@ -44,7 +44,7 @@ import { ConfigError, PRESETS, parseConfig, type TrainingConfig } from '../engin
 import type { TrainingEvent } from '../engine/train.ts';
 import { defaultDatabasePath, openStore, StoreError, type Store, type RunDetail, type MetricSeries, type ConfigDiff, type RunListRow } from './store/index.ts';
 import { createRunManager, runFolder, APP_VERSION } from './runs/manager.ts';
-import { runExportJob } from './host/export-job.ts';
+import { runExportJob } from './export/job.ts';
 import { markInterruptedExports } from './export/interrupted.ts';
 import { EXPORT_FORMATS, EXPORT_FORMAT_NAMES, type ExportFormatName } from './export/index.ts';
 import { RunManagerError, type RunEvent, type RunManager, type RunManagerOptions } from './runs/types.ts';
@@ -186,7 +186,7 @@ function parseRequestConfig(config: unknown): { config?: TrainingConfig; problem
 }
 
 /**
- * The default exporter: app/export in a child process (see host/export-job.ts), from the run's last checkpoint,
+ * The default exporter: app/export in a child process (see export/job.ts), from the run's last checkpoint,
  * recording one artifact per export.
  */
 function jobExporter(databasePath: string): Exporter {
