@@ -20,7 +20,7 @@ import { buildDiscreteNetwork, disposeDiscreteNetwork, type DiscreteNetwork } fr
 import { estimateBatchNormStatistics } from '../engine/evaluate.ts';
 import { buildExportGraph, foldBatchNorm, unpack, writePacked, C_FLAGS, type ExportGraph, type LinearOp } from '../engine/export/index.ts';
 import { exportRun, exportDiscreteNetwork, ExportError, type ExportReportV1 } from '../app/export/index.ts';
-import { runExportCommand } from '../app/export/cli.ts';
+import { runExportCommand } from '../app/cli/export.ts';
 import { exportRunWithArtifacts } from '../app/export/store.ts';
 import { openStore } from '../app/store/index.ts';
 import { FLOAT_TOLERANCE } from '../app/export/verify.ts';

@@ -28,7 +28,7 @@ import { RunManagerError } from '../runs/types.ts';
 import { TrainingFailedError } from '../runs/thread.ts';
 import { serveCommand, SERVE_USAGE } from './serve.ts';
 import { dataCommand, DATA_USAGE } from './data.ts';
-import { exportCommand, EXPORT_USAGE } from './export-run.ts';
+import { exportCommand, EXPORT_USAGE } from './export.ts';
 
 const USAGE = `usage: lrnet COMMAND [options]
 

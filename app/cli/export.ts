@@ -1,17 +1,24 @@
 /**
- * `lrnet export CHECKPOINT --format FORMAT|all --out DIR [--net argmax|selected] [--force]
- * [--test-limit N] [--json]`: exports a finished run's discrete net and verifies every format with its consumer.
+ * `lrnet export RUN|CHECKPOINT --format FORMAT|all --out DIR [--net argmax|selected] [--force]
+ * [--test-limit N] [--json] [--db FILE]`: exports a finished run's discrete net and verifies every format with its
+ * consumer. A run id (or prefix) resolves to the run's last checkpoint in the store and the export is recorded as
+ * the run's artifacts (running while it works, so a killed export is found and cleaned up); a checkpoint file is
+ * exported as it is.
  *
- * Self-contained so the command table can take it as is: argument problems print the usage hint and return 2,
- * export problems (ExportError) and failed verification return 1. Resolving a run id to its last checkpoint belongs
- * to the caller (the store); this takes the checkpoint file.
+ * Argument problems print the usage hint and return 2, export problems (ExportError) and failed verification
+ * return 1.
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { initBackend, BACKEND_CHOICES, type BackendChoice } from '../../engine/backends/index.ts';
-import { ExportError, exportRun, EXPORT_FORMAT_NAMES, type ExportFormatName, type ExportResult, type ExportRunOptions } from './index.ts';
 import { isExportFormatName } from '../../engine/export/index.ts';
+import { ExportError, exportRun, EXPORT_FORMAT_NAMES, type ExportFormatName, type ExportResult, type ExportRunOptions } from '../export/index.ts';
+import { exportRunWithArtifacts } from '../export/store.ts';
+import { CliError, openRunStore } from './common.ts';
 
-export const EXPORT_USAGE = `usage: lrnet export CHECKPOINT --format FORMAT --out DIR [options]
+export const EXPORT_USAGE = `usage: lrnet export RUN|CHECKPOINT --format FORMAT --out DIR [options] [--db FILE]
+
+RUN is a run id (or a unique prefix): its last checkpoint is exported and the export is recorded with the run.
 
 Exports the discrete net of a finished run for target hardware, runs every format with its real consumer on the
 test set and compares the logits with the app's own discrete net (top-1 must agree on every image).
@@ -48,7 +55,7 @@ export class ExportUsageError extends Error {
   }
 }
 
-/** Parses `lrnet export` arguments (without the command name). */
+/** Parses `lrnet export` arguments of a checkpoint (without the command name and --db). */
 export function parseExportArgs(args: readonly string[]): ExportInvocation {
   let parsed;
   try {
@@ -144,8 +151,9 @@ function isFileSystemError(error: unknown): error is NodeJS.ErrnoException {
 }
 
 /**
- * Runs `lrnet export` and returns its exit code and, when it ran, the result (report included). `exporter` does
- * the export (default exportRun; the run-id form passes one that records the run's artifacts).
+ * Runs `lrnet export` on a checkpoint file and returns its exit code and, when it ran, the result (report
+ * included). `exporter` does the export (default exportRun; the run-id form passes one that records the run's
+ * artifacts).
  */
 export async function runExportCommand(
   args: readonly string[],
@@ -182,7 +190,40 @@ export async function runExportCommand(
   }
 }
 
+/** Splits `--db FILE` / `--db=FILE` out of the arguments the exporter parses. */
+function takeDbOption(args: readonly string[]): { db?: string; rest: string[] } {
+  const rest: string[] = [];
+  let db: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--db') db = args[++i];
+    else if (arg.startsWith('--db=')) db = arg.slice(5);
+    else rest.push(arg);
+  }
+  return { ...(db !== undefined ? { db } : {}), rest };
+}
+
 /** The command-table entry: `{ usage: EXPORT_USAGE, run: exportCommand }`. */
 export async function exportCommand(args: readonly string[]): Promise<number> {
-  return (await runExportCommand(args)).exitCode;
+  const { db, rest } = takeDbOption(args);
+  const target = rest.find((a) => !a.startsWith('-') && !isOptionValue(rest, a));
+  if (target === undefined || existsSync(target)) return (await runExportCommand(rest)).exitCode;
+
+  const { store } = openRunStore(db, { mustExist: true });
+  try {
+    const run = store.getRun(store.resolveRunId(target));
+    const checkpoint = run.checkpoints.find((c) => c.id === run.lastCheckpointId) ?? run.checkpoints[run.checkpoints.length - 1];
+    if (!checkpoint) throw new CliError(`run ${run.id} has no checkpoint yet: export it once it has trained`);
+    const withArtifacts = async (options: ExportRunOptions) => (await exportRunWithArtifacts(store, run.id, options)).result;
+    return (await runExportCommand(rest.map((a) => (a === target ? checkpoint.path : a)), process, withArtifacts)).exitCode;
+  } finally {
+    store.close();
+  }
+}
+
+/** Whether `value` is the value of the option before it (e.g. the DIR of `--out DIR`). */
+function isOptionValue(args: readonly string[], value: string): boolean {
+  const i = args.indexOf(value);
+  const previous = i > 0 ? args[i - 1]! : '';
+  return previous.startsWith('--') && !previous.includes('=') && !['--force', '--json', '--ternary-base3'].includes(previous);
 }
