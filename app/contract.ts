@@ -594,8 +594,18 @@ export interface LogLine {
   readonly text: string;
 }
 
-export type ExportFormat = 'packed' | 'c' | 'onnx' | 'tfjs';
-export const EXPORT_FORMATS: readonly ExportFormat[] = ['packed', 'c', 'onnx', 'tfjs'];
+/** The names of the engine's export-format registry (engine/export/registry.ts; app/services.ts checks they match). */
+export const EXPORT_FORMAT_NAMES = ['packed', 'c', 'onnx', 'tfjs'] as const;
+export type ExportFormat = (typeof EXPORT_FORMAT_NAMES)[number];
+
+/** A format of the engine's export-format registry as the Export page shows it. */
+export interface ExportFormatInfo {
+  readonly name: ExportFormat;
+  readonly title: string;
+  readonly description: string;
+  /** Whether this build can write it now (the page shows the others disabled). */
+  readonly available: boolean;
+}
 
 /** What an export produced and whether its check passed (the export re-runs the test set through the file). */
 export interface ExportOutcome {
@@ -621,8 +631,8 @@ export interface AppInfo {
   readonly architectures: readonly Architecture[];
   readonly datasets: readonly DatasetInfo[];
   readonly backends: readonly BackendChoice[];
-  /** Export formats available now (empty until the exporter is installed). */
-  readonly exportFormats: readonly ExportFormat[];
+  /** Every export format, each saying whether it is available now (none is until the exporter is installed). */
+  readonly exportFormats: readonly ExportFormatInfo[];
   /** Whether dialog.pickFolder opens a native dialog (desktop app only). */
   readonly nativeDialogs: boolean;
   /** Runs training at once; the rest wait queued. */
@@ -751,7 +761,7 @@ export const REQUESTS = {
   /** Exports a run; `destination` is a folder (default: the run's folder under the data folder). */
   'export.run': s.object({
     runId,
-    format: s.oneOf(['packed', 'c', 'onnx', 'tfjs'] as const),
+    format: s.oneOf(EXPORT_FORMAT_NAMES),
     destination: s.optional(s.absolutePath()),
   }),
   /** Opens a native folder picker (desktop app only; the browser answers 'unavailable'). */

@@ -14,13 +14,13 @@ import {
   validateCall,
   s,
   HEADLINE_METRIC,
-  EXPORT_FORMATS,
   MAX_SERIES_PER_REQUEST,
   MAX_SERIES_POINTS,
   type ApiError,
   type ApiResult,
   type AppInfo,
   type ExportFormat,
+  type ExportFormatInfo as WireExportFormatInfo,
   type ExportOutcome,
   type Handlers,
   type LiveEvent,
@@ -39,13 +39,14 @@ import {
 import { ARCHITECTURES } from '../engine/models.ts';
 import { BACKEND_CHOICES, type BackendChoice } from '../engine/backends/index.ts';
 import { DATASETS, type DatasetName } from '../engine/data/registry.ts';
+import type { ExportFormatEntry } from '../engine/export/entry.ts';
 import { ConfigError, PRESETS, parseConfig, type TrainingConfig } from '../engine/config.ts';
 import type { TrainingEvent } from '../engine/train.ts';
 import { defaultDatabasePath, openStore, StoreError, type Store, type RunDetail, type MetricSeries, type ConfigDiff, type RunListRow } from './store/index.ts';
 import { createRunManager, runFolder, APP_VERSION } from './runs/manager.ts';
-import { runExportJob } from './host/export-job.ts';
+import { runExportJob } from './export/job.ts';
 import { markInterruptedExports } from './export/interrupted.ts';
-import type { ExportFormat as EngineExportFormat } from './export/index.ts';
+import { EXPORT_FORMATS, EXPORT_FORMAT_NAMES, type ExportFormatName } from './export/index.ts';
 import { RunManagerError, type RunEvent, type RunManager, type RunManagerOptions } from './runs/types.ts';
 
 // The wire types in the contract must keep describing exactly what the store and the engine produce: each line
@@ -78,7 +79,8 @@ type Equals<A, B> = Exact<DeepReadonly<A>, DeepReadonly<B>> extends true ? true 
 type Assignable<From, To> = [From] extends [To] ? true : never;
 const _wireTypesFit: [
   Equals<TrainingConfig, WireTrainingConfig>,
-  Equals<EngineExportFormat, ExportFormat>,
+  Equals<ExportFormatName, ExportFormat>,
+  Equals<ExportFormatInfo, WireExportFormatInfo>,
   Equals<DatasetName, WireDatasetName>,
   // The UI reads a part of each event (the wire event leaves out what it never shows).
   Assignable<TrainingEvent, WireTrainingEvent>,
@@ -87,8 +89,11 @@ const _wireTypesFit: [
   Assignable<ConfigDiff, WireConfigDiff>,
   Assignable<RunListRow, WireRunListRow>,
   Assignable<RunEvent, LiveEvent>,
-] = [true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true];
 void _wireTypesFit;
+
+/** A format of the export registry as AppInfo describes it. */
+type ExportFormatInfo = Pick<ExportFormatEntry<ExportFormatName>, 'name' | 'title' | 'description'> & { readonly available: boolean };
 
 /** The preset the New-run page opens with: the README's "ready-made MNIST default". */
 export const DEFAULT_PRESET = 'mnist-ternary-quick';
@@ -181,12 +186,12 @@ function parseRequestConfig(config: unknown): { config?: TrainingConfig; problem
 }
 
 /**
- * The default exporter: app/export in a child process (see host/export-job.ts), from the run's last checkpoint,
+ * The default exporter: app/export in a child process (see export/job.ts), from the run's last checkpoint,
  * recording one artifact per export.
  */
 function jobExporter(databasePath: string): Exporter {
   return {
-    formats: EXPORT_FORMATS,
+    formats: EXPORT_FORMAT_NAMES,
     async exportRun({ store, runId, format, destination, force }) {
       const run = store.getRun(runId);
       const checkpoint = run.checkpoints.find((c) => c.id === run.lastCheckpointId) ?? run.checkpoints[run.checkpoints.length - 1];
@@ -349,7 +354,7 @@ export async function createServices(options: ServicesOptions): Promise<AppServi
       architectures: d.architectures,
     })),
     backends: BACKEND_CHOICES,
-    exportFormats: exporter.formats,
+    exportFormats: EXPORT_FORMATS.map((f): ExportFormatInfo => ({ name: f.name, title: f.title, description: f.description, available: exporter.formats.includes(f.name) })),
     nativeDialogs: options.pickFolder !== undefined,
     concurrency,
   };

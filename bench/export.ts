@@ -23,10 +23,9 @@ import { defineModel, disposeParameters, initParameters } from '../engine/models
 import { estimateBatchNormStatistics, type DiscreteEvaluation } from '../engine/evaluate.ts';
 import { buildDiscreteNetwork, disposeDiscreteNetwork, type DiscreteNetwork } from '../engine/discrete-net.ts';
 import {
-  buildExportGraph, describeGraph, fileBytes, writeC, writeOnnx, writePacked, writeTfjs, type ExportGraph,
+  buildExportGraph, describeGraph, fileBytes, writeC, writeOnnx, writePacked, writeTfjs, C_FLAGS, type ExportGraph,
 } from '../engine/export/index.ts';
 import { exportDiscreteNetwork, type ExportReportV1 } from '../app/export/index.ts';
-import { C_FLAGS } from '../app/export/verify.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);

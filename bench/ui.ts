@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
 import { chromium } from 'playwright-core';
 import { METRIC_KEYS } from '../app/contract.ts';
-import { serve } from '../app/host/command.ts';
+import { serve } from '../app/cli/serve.ts';
 import { openStore, type LayerStats } from '../app/store/index.ts';
 import { PRESETS } from '../engine/config.ts';
 

@@ -44,6 +44,6 @@ if (why === null) {
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 } else {
   process.stdout.write(`lrnet: no desktop window: ${why}.\nlrnet: starting the headless host instead; open the URL below in a browser.\n\n`);
-  const { serveCommand } = await import('../app/host/command.ts');
+  const { serveCommand } = await import('../app/cli/serve.ts');
   process.exitCode = await serveCommand(process.argv.slice(2));
 }

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { serve } from '../app/host/command.ts';
+import { serve } from '../app/cli/serve.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SCREENSHOTS = path.join(ROOT, 'test-artifacts', 'screenshots');

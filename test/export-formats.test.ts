@@ -28,7 +28,12 @@ import {
   packBinary, unpackBinary, packTernary2bit, unpackTernary2bit, packTernaryBase3, unpackTernaryBase3,
 } from '../engine/export/packed.ts';
 import { encodeVarint } from '../engine/export/protobuf.ts';
-import { compareLogits, verifyC, verifyOnnx, verifyPacked, verifyTfjs, FLOAT_TOLERANCE, type VerificationSet } from '../app/export/verify.ts';
+import { compareLogits, verifyC, verifyOnnx, verifyPacked, verifyTfjs, FLOAT_TOLERANCE, VERIFIERS, type VerificationSet } from '../app/export/verify.ts';
+import { EXPORT_FORMATS } from '../engine/export/registry.ts';
+import { exportDiscreteNetwork, ExportError } from '../app/export/index.ts';
+import { defineModel } from '../engine/models.ts';
+import type { DiscreteNetwork } from '../engine/discrete-net.ts';
+import { createServices } from '../app/services.ts';
 
 function randomValues(rng: Random, n: number, values: readonly number[]): Int8Array {
   return Int8Array.from({ length: n }, () => values[rng.nextInt(values.length)]!);
@@ -140,6 +145,30 @@ describe('export formats on a hand-made graph', () => {
     expect(result.maxAbsDiff).toBeLessThanOrEqual(FLOAT_TOLERANCE);
   });
 
+  it('every registry entry writes the files its layout lists, and its verifier (looked up by name) passes them', async () => {
+    for (const format of EXPORT_FORMATS) {
+      const written = format.write(graph, { source: { checkpoint: '/runs/x/last.ckpt' }, ternaryEncoding: 'base3' });
+      expect(written.files.map((f) => f.path), format.name).toEqual(format.files);
+      const result = await VERIFIERS[format.name](write(`registry-${format.name}`, written.files), graph, set);
+      expect(result.passed, `${format.name}: ${result.error}`).toBe(true);
+      expect(result.consumer, format.name).toBeTruthy();
+    }
+  });
+
+  it('a format is refused for a net its entry does not take, before anything is written', async () => {
+    const resnet: DiscreteNetwork = {
+      model: defineModel('resnet18', { inputShape: [8, 8, 3], numClasses: 5 }), kind: 'ternary', choice: 'argmax',
+      normalization: graph.normalization, weights: new Map(), batchNorm: new Map(), fullPrecision: new Map(), batchNormEpsilon: 1e-3,
+    };
+    const outDir = path.join(dir, 'resnet-export');
+    const testSet = { count: 1, height: 8, width: 8, channels: 3, pixels: new Uint8Array(192), labels: new Uint8Array(1) };
+    const error = await exportDiscreteNetwork(resnet, { formats: ['onnx'], outDir, testSet }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ExportError);
+    expect(error).toMatchObject({ code: 'unsupported', message: expect.stringMatching(/the onnx format \(version 1\) takes mnist, cifar10-vgg nets, not resnet18/) });
+    expect(fs.existsSync(outDir)).toBe(false);
+    expect(fs.readdirSync(dir).filter((f) => f.includes('resnet-export'))).toEqual([]);
+  });
+
   it('a consumer that changes a top-1 class or drifts past the tolerance fails', () => {
     const drifted = set.reference.map((v, i) => (i === 3 ? v + 2 * FLOAT_TOLERANCE : v));
     expect(compareLogits(set, drifted, 'test', FLOAT_TOLERANCE, 0)).toMatchObject({ passed: false, top1Disagreements: 0 });
@@ -189,5 +218,27 @@ describe('encodings', () => {
     expect(Array.from(encodeVarint(1))).toEqual([1]);
     expect(Array.from(encodeVarint(300))).toEqual([0xac, 0x02]);
     expect(Array.from(encodeVarint(-1))).toEqual([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+  });
+});
+
+describe('the export formats the app offers', () => {
+  it('app.info describes every format of the registry, available as the exporter says; others are answered unavailable', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'lrnet-export-info-'));
+    const services = await createServices({
+      shell: 'browser', databasePath: path.join(home, 'lrnet.db'), concurrency: 1,
+      exporter: { formats: ['onnx'], exportRun: () => Promise.reject(new Error('not called')) },
+    });
+    try {
+      const info = await services.call('app.info', {});
+      expect(info.ok).toBe(true);
+      const formats = (info as { value: { exportFormats: unknown } }).value.exportFormats;
+      expect(formats).toEqual(EXPORT_FORMATS.map((f) => ({ name: f.name, title: f.title, description: f.description, available: f.name === 'onnx' })));
+      expect(formats).toContainEqual(expect.objectContaining({ name: 'c', title: 'C source' }));
+      const refused = await services.call('export.run', { runId: 'ab12cd34', format: 'packed' });
+      expect(refused).toMatchObject({ ok: false, error: { code: 'unavailable', message: expect.stringMatching(/available: onnx/) } });
+    } finally {
+      await services.close();
+      fs.rmSync(home, { recursive: true, force: true });
+    }
   });
 });

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../app/store/index.ts';
-import { runExportJob } from '../app/host/export-job.ts';
+import { runExportJob } from '../app/export/job.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const LRNET = path.join(ROOT, 'bin/lrnet.js');

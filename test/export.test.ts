@@ -18,12 +18,12 @@ import { train, loadTrainedRun } from '../engine/train.ts';
 import { disposeParameters } from '../engine/models.ts';
 import { buildDiscreteNetwork, disposeDiscreteNetwork, type DiscreteNetwork } from '../engine/discrete-net.ts';
 import { estimateBatchNormStatistics } from '../engine/evaluate.ts';
-import { buildExportGraph, foldBatchNorm, unpack, writePacked, type ExportGraph, type LinearOp } from '../engine/export/index.ts';
+import { buildExportGraph, foldBatchNorm, unpack, writePacked, C_FLAGS, type ExportGraph, type LinearOp } from '../engine/export/index.ts';
 import { exportRun, exportDiscreteNetwork, ExportError, type ExportReportV1 } from '../app/export/index.ts';
-import { runExportCommand } from '../app/export/cli.ts';
+import { runExportCommand } from '../app/cli/export.ts';
 import { exportRunWithArtifacts } from '../app/export/store.ts';
 import { openStore } from '../app/store/index.ts';
-import { C_FLAGS, FLOAT_TOLERANCE } from '../app/export/verify.ts';
+import { FLOAT_TOLERANCE } from '../app/export/verify.ts';
 
 let dataset: Dataset;
 let dir: string;

@@ -21,7 +21,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The host process: serve() with a small built UI, one completed run with a metric, then its address as JSON. */
 const SCRIPT = `
-import { serve } from ${JSON.stringify(path.join(ROOT, 'app/host/command.ts'))};
+import { serve } from ${JSON.stringify(path.join(ROOT, 'app/cli/serve.ts'))};
 const [db, ui] = process.argv.slice(1);
 const app = await serve({ db, rendererDir: ui, concurrency: 1 });
 const store = app.services.store;

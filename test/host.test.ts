@@ -10,7 +10,7 @@ import http from 'node:http';
 import WebSocket from 'ws';
 import { createServices, type AppServices } from '../app/services.ts';
 import { startHost, type Host } from '../app/host/server.ts';
-import { parseServeArgs, ServeUsageError } from '../app/host/command.ts';
+import { parseServeArgs, ServeUsageError } from '../app/cli/serve.ts';
 import { MAX_BODY_BYTES, TOKEN_HEADER, type LiveEvent } from '../app/contract.ts';
 
 let home: string;

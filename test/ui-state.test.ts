@@ -15,6 +15,7 @@ import { svelte } from '@sveltejs/vite-plugin-svelte';
 import type { ApiClient, ApiResult, AppInfo, LiveEvent, MetricSeries, Method, Request, Response, RunDetail, RunsPage } from '../app/contract.ts';
 import { PRESETS } from '../engine/config.ts';
 import { DATASETS } from '../engine/data/registry.ts';
+import { EXPORT_FORMATS } from '../engine/export/registry.ts';
 
 import type * as RunsModule from '../renderer/src/state/runs.svelte.ts';
 import type * as NewRunModule from '../renderer/src/state/newrun.svelte.ts';
@@ -157,7 +158,7 @@ function tableClient(n: number): FakeClient {
 const info: AppInfo = {
   version: '0.1.0', shell: 'browser', databasePath: '/tmp/x.db', dataFolder: '/tmp', defaultPreset: 'mnist-ternary-quick',
   presets: PRESETS, architectures: ['mnist', 'cifar10-vgg', 'resnet18'], datasets: DATASETS.map(({ name, title, description, location, architectures }) => ({ name, title, description, location, architectures })),
-  backends: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], exportFormats: ['packed', 'c', 'onnx', 'tfjs'], nativeDialogs: false, concurrency: 1,
+  backends: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], exportFormats: EXPORT_FORMATS.map(({ name, title, description }) => ({ name, title, description, available: true })), nativeDialogs: false, concurrency: 1,
 };
 
 function seriesOf(runId: string, key: string, steps: number[], values: (number | null)[], epochs?: (number | null)[]): MetricSeries {

@@ -27,7 +27,7 @@ import { isDatasetError } from '../../engine/data/index.ts';
 import { defaultDataFolder, StoreError, sqliteFailure } from '../store/index.ts';
 import { RunManagerError } from '../runs/types.ts';
 import { TrainingFailedError } from '../runs/thread.ts';
-import { serveCommand, SERVE_USAGE } from '../host/command.ts';
+import { serveCommand, SERVE_USAGE } from './serve.ts';
 import { dataCommand, DATA_USAGE } from './data.ts';
 import { exportCommand, EXPORT_USAGE } from './export.ts';
 

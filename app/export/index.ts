@@ -17,7 +17,7 @@ import { datasetEntry, loadInMemory } from '../../engine/data/registry.ts';
 import { fillBatch } from '../../engine/data/batch.ts';
 import type { Dataset, ImageSet } from '../../engine/data/types.ts';
 import { loadTrainedRun, type CheckpointState, type TrainedRun } from '../../engine/train.ts';
-import { disposeParameters } from '../../engine/models.ts';
+import { disposeParameters, type Architecture } from '../../engine/models.ts';
 import {
   buildDiscreteNetwork,
   discreteLogits,
@@ -27,43 +27,34 @@ import {
 } from '../../engine/discrete-net.ts';
 import {
   type ExportFile,
-  type ExportFormat,
+  type ExportFormatEntry,
+  type ExportFormatName,
   type ExportGraph,
   type ExportReportV1,
   type FormatReportV1,
   type GoldenVectorsV1,
-  type VerificationResultV1,
-  EXPORT_FORMATS,
+  EXPORT_FORMAT_NAMES,
   EXPORT_REPORT_FORMAT,
   ExportGraphError,
   buildExportGraph,
   describeGraph,
+  exportFormatEntry,
   fileBytes,
-  writeC,
-  writeOnnx,
-  writePacked,
-  writeTfjs,
-  C_FORMAT_VERSION,
-  ONNX_FORMAT_VERSION,
-  ONNX_OPSET,
-  PACKED_VERSION,
-  TFJS_FORMAT_VERSION,
 } from '../../engine/export/index.ts';
-import { type VerificationSet, verifyC, verifyOnnx, verifyPacked, verifyTfjs } from './verify.ts';
+import { type VerificationSet, VERIFIERS } from './verify.ts';
 import { ExportError } from './errors.ts';
 import { REPORT_FILE, checkDestination, createStaging, discardStaging, publish } from './folders.ts';
 
-export type { ExportFormat, ExportReportV1 } from '../../engine/export/index.ts';
-export { EXPORT_FORMATS } from '../../engine/export/index.ts';
+export type { ExportFormatName, ExportReportV1 } from '../../engine/export/index.ts';
+export { EXPORT_FORMATS, EXPORT_FORMAT_NAMES } from '../../engine/export/index.ts';
 export { ExportError, type ExportErrorCode } from './errors.ts';
-
 
 export interface ExportRunOptions {
   /** A checkpoint file of the run (its last one: the LR phase must have finished). */
   readonly checkpoint: string;
   /** The run's dataset, when the caller has it loaded; otherwise it is loaded from the run's configuration. */
   readonly dataset?: Dataset;
-  readonly formats: readonly ExportFormat[] | 'all';
+  readonly formats: readonly ExportFormatName[] | 'all';
   /** Destination folder; it receives one sub-folder per format, golden/ and report.json. */
   readonly outDir: string;
   /** Which discrete net (default 'argmax'). */
@@ -102,12 +93,21 @@ export interface ExportNetworkOptions extends Omit<ExportRunOptions, 'checkpoint
 const DEFAULT_GOLDEN = 16;
 const REFERENCE_BATCH = 256;
 
-function normalizeFormats(formats: ExportRunOptions['formats']): ExportFormat[] {
-  const list = formats === 'all' ? [...EXPORT_FORMATS] : [...new Set(formats)];
-  const unknown = list.filter((f) => !EXPORT_FORMATS.includes(f));
-  if (unknown.length > 0) throw new ExportError('invalid-argument', `unknown format ${unknown.map((f) => JSON.stringify(f)).join(', ')}; choose from ${EXPORT_FORMATS.join(', ')} or all`);
-  if (list.length === 0) throw new ExportError('invalid-argument', `no format given; choose from ${EXPORT_FORMATS.join(', ')} or all`);
-  return EXPORT_FORMATS.filter((f) => list.includes(f));
+/** The requested formats' entries in the registry's order. */
+function normalizeFormats(formats: ExportRunOptions['formats']): ExportFormatEntry<ExportFormatName>[] {
+  const list = formats === 'all' ? [...EXPORT_FORMAT_NAMES] : [...new Set(formats)];
+  const unknown = list.filter((f) => !EXPORT_FORMAT_NAMES.includes(f));
+  if (unknown.length > 0) throw new ExportError('invalid-argument', `unknown format ${unknown.map((f) => JSON.stringify(f)).join(', ')}; choose from ${EXPORT_FORMAT_NAMES.join(', ')} or all`);
+  if (list.length === 0) throw new ExportError('invalid-argument', `no format given; choose from ${EXPORT_FORMAT_NAMES.join(', ')} or all`);
+  return EXPORT_FORMAT_NAMES.filter((f) => list.includes(f)).map(exportFormatEntry);
+}
+
+/** Refuses formats that do not take this net's architecture, before anything is written. */
+function checkArchitecture(formats: readonly ExportFormatEntry[], architecture: Architecture): void {
+  const refusing = formats.filter((f) => !f.architectures.includes(architecture));
+  if (refusing.length === 0) return;
+  throw new ExportError('unsupported', refusing.map((f) =>
+    `the ${f.name} format (version ${f.version}) takes ${f.architectures.join(', ')} nets, not ${architecture}`).join('; '));
 }
 
 function checkCount(name: string, value: number | undefined): void {
@@ -151,7 +151,7 @@ export async function exportRun(options: ExportRunOptions): Promise<ExportResult
     const accuracies = evaluation.test;
     return await exportDiscreteNetwork(net, {
       ...options,
-      formats,
+      formats: formats.map((f) => f.name),
       outDir,
       testLimit: options.testLimit ?? run.config.dataset.testLimit,
       testSet: dataset.test,
@@ -232,64 +232,23 @@ function writeGolden(dir: string, set: VerificationSet, count: number): GoldenVe
 
 /** Writes, verifies and reports one format inside the staging folder. */
 async function exportFormat(
-  format: ExportFormat,
+  format: ExportFormatEntry<ExportFormatName>,
   graph: ExportGraph,
   staging: string,
   set: VerificationSet,
   float32Bytes: number,
   options: ExportNetworkOptions,
 ): Promise<FormatReportV1> {
-  const dir = path.join(staging, format);
-  const metadata = { source: options.source ?? {} };
-  let files: ExportFile[];
-  let version: number;
-  let details: FormatReportV1['details'];
-  switch (format) {
-    case 'packed': {
-      const ternaryEncoding = options.ternaryEncoding ?? '2bit';
-      files = writePacked(graph, { ternaryEncoding }).files;
-      version = PACKED_VERSION;
-      details = { ternaryEncoding };
-      break;
-    }
-    case 'c': {
-      const written = writeC(graph);
-      files = written.files;
-      version = C_FORMAT_VERSION;
-      details = { memory: written.budget, flags: '-std=c99 -Wall -Wextra -Werror -O2' };
-      break;
-    }
-    case 'onnx': {
-      const written = writeOnnx(graph, { 'lrnet.source': JSON.stringify(metadata.source) });
-      files = written.files;
-      version = ONNX_FORMAT_VERSION;
-      details = { opset: ONNX_OPSET, nodes: written.nodes, weights: 'int8 {-1,0,1} + DequantizeLinear (per-channel scale = folded batch norm)' };
-      break;
-    }
-    case 'tfjs': {
-      const written = writeTfjs(graph, metadata);
-      files = written.files;
-      version = TFJS_FORMAT_VERSION;
-      details = { layers: written.layers, weights: 'discrete kernels uint8-quantized (exact), the rest float32' };
-      break;
-    }
-  }
+  const dir = path.join(staging, format.name);
+  const { files, details, deployed } = format.write(graph, { source: options.source ?? {}, ternaryEncoding: options.ternaryEncoding ?? '2bit' });
   const written = writeFiles(dir, files);
   const totalBytes = written.reduce((s, f) => s + f.bytes, 0);
-  options.onProgress?.(`verifying ${format}`);
-  let verification: VerificationResultV1;
-  switch (format) {
-    case 'packed': verification = await verifyPacked(dir, graph, set); break;
-    case 'c': verification = await verifyC(dir, set); break;
-    case 'onnx': verification = await verifyOnnx(dir, set); break;
-    case 'tfjs': verification = await verifyTfjs(dir, set); break;
-  }
-  // The C sources' size is source text; the size that matters on a device is the flash budget.
-  const deployedBytes = format === 'c' && details.memory ? details.memory.flashBytes : totalBytes;
+  options.onProgress?.(`verifying ${format.name}`);
+  const verification = await VERIFIERS[format.name](dir, graph, set);
   return {
-    format, version, dir: format, files: written, totalBytes,
-    compressionVsFloat32: Math.round((float32Bytes / deployedBytes) * 100) / 100,
-    verification, details: format === 'c' ? { ...details, compressionBasis: 'flash bytes (the source text is larger)' } : details,
+    format: format.name, version: format.version, dir: format.name, files: written, totalBytes,
+    compressionVsFloat32: Math.round((float32Bytes / (deployed?.bytes ?? totalBytes)) * 100) / 100,
+    verification, details: deployed ? { ...details, compressionBasis: deployed.basis } : details,
   };
 }
 
@@ -303,6 +262,7 @@ export async function exportDiscreteNetwork(net: DiscreteNetwork, options: Expor
   checkCount('goldenCount', options.goldenCount);
   const outDir = path.resolve(options.outDir);
   checkDestination(outDir, options.force ?? false);
+  checkArchitecture(formats, net.model.architecture);
   let graph: ExportGraph;
   try {
     graph = await buildExportGraph(net);
@@ -322,8 +282,8 @@ export async function exportDiscreteNetwork(net: DiscreteNetwork, options: Expor
     const { layers, totals } = describeGraph(graph, options.ternaryEncoding ?? '2bit');
     const formatReports: ExportReportV1['formats'] = {};
     for (const format of formats) {
-      options.onProgress?.(`writing ${format}`);
-      formatReports[format] = await exportFormat(format, graph, staging, set, totals.float32Bytes, options);
+      options.onProgress?.(`writing ${format.name}`);
+      formatReports[format.name] = await exportFormat(format, graph, staging, set, totals.float32Bytes, options);
     }
     let referenceCorrect = 0;
     for (let i = 0; i < count; i++) {

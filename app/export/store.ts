@@ -1,20 +1,20 @@
 /**
- * Records exports as run artifacts: one artifact per format (kind "export-packed", "export-c", "export-onnx",
- * "export-tfjs"), 'running' while the export works, then 'done' or 'failed' with that format's report. With
+ * Records exports as run artifacts: one artifact per format (kind "export-" and the format's name, e.g.
+ * "export-onnx"), 'running' while the export works, then 'done' or 'failed' with that format's report. With
  * interrupted.ts, the only place the export code touches the store.
  */
 import path from 'node:path';
 import type { ArtifactRecord, ReadableStore, WritableStore } from '../store/index.ts';
 import { currentProcess } from '../store/process-identity.ts';
-import { EXPORT_FORMATS, ExportError, exportRun, type ExportFormat, type ExportResult, type ExportRunOptions } from './index.ts';
+import { EXPORT_FORMAT_NAMES, ExportError, exportRun, type ExportFormatName, type ExportResult, type ExportRunOptions } from './index.ts';
 import { markInterruptedExports, type RunningExportReport } from './interrupted.ts';
 
-function artifactKind(format: ExportFormat): string {
+function artifactKind(format: ExportFormatName): string {
   return `export-${format}`;
 }
 
 /** The part of an export report that belongs to one format's artifact. */
-function artifactReport(result: ExportResult, format: ExportFormat): object {
+function artifactReport(result: ExportResult, format: ExportFormatName): object {
   const r = result.report;
   return {
     format: r.formats[format], status: r.status, createdAt: r.createdAt, net: r.net, source: r.source, input: r.input,
@@ -31,7 +31,7 @@ function artifactReport(result: ExportResult, format: ExportFormat): object {
  */
 export async function exportRunWithArtifacts(store: WritableStore & ReadableStore, runId: string, options: ExportRunOptions): Promise<{ result: ExportResult; artifacts: ArtifactRecord[] }> {
   markInterruptedExports(store, runId);
-  const formats = options.formats === 'all' ? [...EXPORT_FORMATS] : EXPORT_FORMATS.filter((f) => options.formats.includes(f));
+  const formats = options.formats === 'all' ? [...EXPORT_FORMAT_NAMES] : EXPORT_FORMAT_NAMES.filter((f) => options.formats.includes(f));
   const outDir = path.resolve(options.outDir);
   let pending: ArtifactRecord[] = [];
   const started = (staging: string): void => {

@@ -12,11 +12,15 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { tf } from '../../engine/tf.ts';
 import {
+  type ExportFormatName,
   type ExportGraph,
   type VerificationResultV1,
   graphLogits,
   tfjsFileHandler,
   unpack,
+  C_FLAGS,
+  C_MAIN_SOURCE,
+  C_RUNTIME_SOURCE,
   PACKED_MANIFEST_FILE,
   PACKED_BIN_FILE,
   ONNX_FILE,
@@ -43,8 +47,6 @@ export const FLOAT_TOLERANCE = 1e-4;
  * sign), so it gets 10x the float bound; the report gives the measured difference.
  */
 export const C_TOLERANCE = 1e-3;
-/** The flags the C export is verified with (and its Makefile uses). */
-export const C_FLAGS = ['-std=c99', '-Wall', '-Wextra', '-Werror', '-O2'] as const;
 
 const BATCH = 256;
 
@@ -228,10 +230,10 @@ export async function verifyC(dir: string, set: VerificationSet, compiler = proc
     }
     consumer = `${firstLine(version.stdout)}, ${C_FLAGS.join(' ')}`;
     const binary = path.join(scratch, 'lrnet_main');
-    const compile = spawnSync(compiler, [...C_FLAGS, '-o', binary, path.join(dir, 'main.c'), path.join(dir, 'lrnet.c')], { encoding: 'utf8', timeout: 300_000 });
+    const compile = spawnSync(compiler, [...C_FLAGS, '-o', binary, path.join(dir, C_MAIN_SOURCE), path.join(dir, C_RUNTIME_SOURCE)], { encoding: 'utf8', timeout: 300_000 });
     if (compile.status !== 0) return failure(consumer, set, C_TOLERANCE, elapsed(), `compilation failed:\n${compile.stderr}${compile.error?.message ?? ''}`);
     const object = path.join(scratch, 'lrnet.o');
-    const objectCompile = spawnSync(compiler, [...C_FLAGS, '-c', '-o', object, path.join(dir, 'lrnet.c')], { encoding: 'utf8', timeout: 300_000 });
+    const objectCompile = spawnSync(compiler, [...C_FLAGS, '-c', '-o', object, path.join(dir, C_RUNTIME_SOURCE)], { encoding: 'utf8', timeout: 300_000 });
     const measured = objectCompile.status === 0 ? sectionSizes(object) : undefined;
     const files = {
       inputs: path.join(scratch, 'inputs.f32'), logits: path.join(scratch, 'logits.f32'), pixels: path.join(scratch, 'pixels.u8'),
@@ -270,3 +272,14 @@ export async function verifyC(dir: string, set: VerificationSet, compiler = proc
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 }
+
+/** Checks one format's files in `dir` (written from `graph`) on the verification images; never throws. */
+export type Verifier = (dir: string, graph: ExportGraph, set: VerificationSet) => Promise<VerificationResultV1>;
+
+/** The consumer of each format of the registry (its entry's `verifier` says which): a new format needs one here. */
+export const VERIFIERS: Readonly<Record<ExportFormatName, Verifier>> = {
+  packed: verifyPacked,
+  c: (dir, _graph, set) => verifyC(dir, set),
+  onnx: (dir, _graph, set) => verifyOnnx(dir, set),
+  tfjs: (dir, _graph, set) => verifyTfjs(dir, set),
+};

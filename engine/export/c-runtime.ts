@@ -407,9 +407,12 @@ int main(int argc, char **argv) {
 }
 `;
 
+/** The flags the C export is verified with (and its Makefile uses). */
+export const C_FLAGS = ['-std=c99', '-Wall', '-Wextra', '-Werror', '-O2'] as const;
+
 export const MAKEFILE = `# Builds and checks the exported LR-net with the flags the exporter verified it with.
 CC ?= gcc
-CFLAGS ?= -std=c99 -Wall -Wextra -Werror -O2
+CFLAGS ?= ${C_FLAGS.join(' ')}
 
 lrnet_main: main.c lrnet.c lrnet.h lrnet_model.h
 \t$(CC) $(CFLAGS) -o $@ main.c lrnet.c

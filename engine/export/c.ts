@@ -13,10 +13,15 @@ import {
   isLinear,
 } from './graph.ts';
 import type { ExportFile } from './files.ts';
-import { LRNET_C, LRNET_H, MAIN_C, MAKEFILE } from './c-runtime.ts';
+import { C_FLAGS, LRNET_C, LRNET_H, MAIN_C, MAKEFILE } from './c-runtime.ts';
+import { SEQUENTIAL_ARCHITECTURES, type ExportFormatEntry } from './entry.ts';
 
 export const C_FORMAT_VERSION = 1;
 export const C_MODEL_HEADER = 'lrnet_model.h';
+export const C_RUNTIME_HEADER = 'lrnet.h';
+export const C_RUNTIME_SOURCE = 'lrnet.c';
+/** The golden-vector runner (compiled with the runtime by the verifier and the Makefile). */
+export const C_MAIN_SOURCE = 'main.c';
 
 export interface COptions {
   /**
@@ -279,11 +284,26 @@ ${table.join('\n')}
   return {
     files: [
       { path: C_MODEL_HEADER, data: header },
-      { path: 'lrnet.h', data: LRNET_H },
-      { path: 'lrnet.c', data: LRNET_C },
-      { path: 'main.c', data: MAIN_C },
+      { path: C_RUNTIME_HEADER, data: LRNET_H },
+      { path: C_RUNTIME_SOURCE, data: LRNET_C },
+      { path: C_MAIN_SOURCE, data: MAIN_C },
       { path: 'Makefile', data: MAKEFILE },
     ],
     budget,
   };
 }
+
+export const C_EXPORT_FORMAT = {
+  name: 'c',
+  title: 'C source',
+  description: 'A dependency-free C99 inference function with the packed weights inlined, for microcontrollers.',
+  version: C_FORMAT_VERSION,
+  files: [C_MODEL_HEADER, C_RUNTIME_HEADER, C_RUNTIME_SOURCE, C_MAIN_SOURCE, 'Makefile'],
+  architectures: SEQUENTIAL_ARCHITECTURES,
+  verifier: `gcc (or $CC) ${C_FLAGS.join(' ')}, the golden-vector program on the images`,
+  write: (graph) => {
+    const { files, budget } = writeC(graph);
+    const details: { memory: CMemoryBudget; flags: string } = { memory: budget, flags: C_FLAGS.join(' ') };
+    return { files, details, deployed: { bytes: budget.flashBytes, basis: 'flash bytes (the source text is larger)' } };
+  },
+} as const satisfies ExportFormatEntry<'c'>;

@@ -7,6 +7,7 @@
 import { type ExportGraph, type LinearOp, isLinear } from './graph.ts';
 import type { ExportFile } from './files.ts';
 import { ProtoWriter } from './protobuf.ts';
+import { SEQUENTIAL_ARCHITECTURES, type ExportFormatEntry } from './entry.ts';
 
 export const ONNX_FORMAT_VERSION = 1;
 export const ONNX_FILE = 'model.onnx';
@@ -188,3 +189,17 @@ export function writeOnnx(graph: ExportGraph, metadata: Readonly<Record<string, 
   for (const [key, value] of Object.entries(props)) model.message(14, new ProtoWriter().string(1, key).string(2, value));
   return { files: [{ path: ONNX_FILE, data: model.finish() }], nodes: nodes.length };
 }
+
+export const ONNX_EXPORT_FORMAT = {
+  name: 'onnx',
+  title: 'ONNX',
+  description: 'The discrete net as an ONNX graph, checked with ONNX Runtime.',
+  version: ONNX_FORMAT_VERSION,
+  files: [ONNX_FILE],
+  architectures: SEQUENTIAL_ARCHITECTURES,
+  verifier: 'onnxruntime-node, CPU execution provider',
+  write: (graph, { source }) => {
+    const written = writeOnnx(graph, { 'lrnet.source': JSON.stringify(source) });
+    return { files: written.files, details: { opset: ONNX_OPSET, nodes: written.nodes, weights: 'int8 {-1,0,1} + DequantizeLinear (per-channel scale = folded batch norm)' } };
+  },
+} as const satisfies ExportFormatEntry<'onnx'>;

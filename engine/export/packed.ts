@@ -13,6 +13,7 @@ import {
   isLinear,
 } from './graph.ts';
 import { type ExportFile, float32Bytes, float32FromBytes } from './files.ts';
+import { SEQUENTIAL_ARCHITECTURES, type ExportFormatEntry } from './entry.ts';
 
 export const PACKED_FORMAT = 'lrnet-packed';
 export const PACKED_VERSION = 1;
@@ -335,3 +336,14 @@ export function unpack(manifestInput: unknown, bin: Uint8Array): ExportGraph {
     normalization: manifest.input.normalization, ops,
   };
 }
+
+export const PACKED_EXPORT_FORMAT = {
+  name: 'packed',
+  title: 'Packed weights',
+  description: 'Binary weights at 1 bit, ternary at 2 bits, with a JSON manifest: the smallest file.',
+  version: PACKED_VERSION,
+  files: [PACKED_MANIFEST_FILE, PACKED_BIN_FILE],
+  architectures: SEQUENTIAL_ARCHITECTURES,
+  verifier: 'unpack of the files (bit for bit what was written), run with TensorFlow.js ops',
+  write: (graph, { ternaryEncoding }) => ({ files: writePacked(graph, { ternaryEncoding }).files, details: { ternaryEncoding } }),
+} as const satisfies ExportFormatEntry<'packed'>;

@@ -7,12 +7,11 @@ import type { InputNormalization } from '../data/types.ts';
 import { type ExportGraph, type NetIdentity, type WeightKind, isLinear, layerWork } from './graph.ts';
 import { bitsPerValue } from './packed.ts';
 import type { CMemoryBudget } from './c.ts';
+import type { FormatDetails } from './entry.ts';
+import type { ExportFormatName } from './registry.ts';
 
 export const EXPORT_REPORT_FORMAT = 'lrnet-export-report';
 export const EXPORT_REPORT_VERSION = 1;
-
-export type ExportFormat = 'packed' | 'c' | 'onnx' | 'tfjs';
-export const EXPORT_FORMATS: readonly ExportFormat[] = ['packed', 'c', 'onnx', 'tfjs'];
 
 /** One conv/dense layer: storage and per-image work. */
 export interface LayerReportV1 {
@@ -71,7 +70,7 @@ export interface VerificationResultV1 {
 }
 
 export interface FormatReportV1 {
-  readonly format: ExportFormat;
+  readonly format: ExportFormatName;
   /** The format's own version (packed manifest, C header, ONNX metadata, tfjs metadata). */
   readonly version: number;
   /** Folder of the format inside the export folder. */
@@ -81,8 +80,11 @@ export interface FormatReportV1 {
   /** float32 size of the net divided by this format's size (e.g. 14.2 = 14.2 times smaller). */
   readonly compressionVsFloat32: number;
   readonly verification: VerificationResultV1;
-  /** C: the fixed memory budget; ONNX: opset and node count; packed: encodings; tfjs: layer count. */
-  readonly details: Readonly<Record<string, unknown>> & { readonly memory?: CMemoryBudget };
+  /**
+   * What the format's entry reports (C: the fixed memory budget; ONNX: opset and node count; packed: encodings;
+   * tfjs: layer count), plus `compressionBasis` when the ratio is not on the files' size.
+   */
+  readonly details: FormatDetails & { readonly memory?: CMemoryBudget };
 }
 
 export interface GoldenVectorsV1 {
@@ -125,7 +127,7 @@ export interface ExportReportV1 {
   readonly numClasses: number;
   readonly layers: readonly LayerReportV1[];
   readonly totals: LayerTotalsV1;
-  readonly formats: Partial<Record<ExportFormat, FormatReportV1>>;
+  readonly formats: Partial<Record<ExportFormatName, FormatReportV1>>;
   readonly golden: GoldenVectorsV1;
   readonly verification: {
     readonly images: number;

@@ -14,6 +14,7 @@ import { tf } from '../tf.ts';
 import { type ExportGraph, type BatchNormParameters, isLinear } from './graph.ts';
 import { type ExportFile, float32Bytes } from './files.ts';
 import { concat } from './protobuf.ts';
+import { SEQUENTIAL_ARCHITECTURES, type ExportFormatEntry } from './entry.ts';
 
 export const TFJS_FORMAT_VERSION = 1;
 export const TFJS_MODEL_FILE = 'model.json';
@@ -150,3 +151,17 @@ export function tfjsFileHandler(dir: string, modelFile = TFJS_MODEL_FILE): tf.io
     },
   };
 }
+
+export const TFJS_EXPORT_FORMAT = {
+  name: 'tfjs',
+  title: 'TensorFlow.js',
+  description: 'A TensorFlow.js layers model (model.json + weights) for the browser or Node.',
+  version: TFJS_FORMAT_VERSION,
+  files: [TFJS_MODEL_FILE, TFJS_WEIGHTS_FILE],
+  architectures: SEQUENTIAL_ARCHITECTURES,
+  verifier: 'tf.loadLayersModel on the files on disk',
+  write: (graph, { source }) => {
+    const written = writeTfjs(graph, { source });
+    return { files: written.files, details: { layers: written.layers, weights: 'discrete kernels uint8-quantized (exact), the rest float32' } };
+  },
+} as const satisfies ExportFormatEntry<'tfjs'>;

@@ -2,20 +2,7 @@
  * The Export page: pick a run, then one click per format. Each export re-checks the written file against the
  * trained net (the exporter's verification) and the page shows that result and the full report.
  */
-import type { ApiClient, AppInfo, ExportFormat, ExportOutcome, LiveEvent, RunDetail, RunsPage } from '../../../app/contract.ts';
-
-export interface FormatInfo {
-  readonly format: ExportFormat;
-  readonly title: string;
-  readonly description: string;
-}
-
-export const FORMAT_INFO: readonly FormatInfo[] = [
-  { format: 'packed', title: 'Packed weights', description: 'Binary weights at 1 bit, ternary at 2 bits, with a JSON manifest: the smallest file.' },
-  { format: 'c', title: 'C source', description: 'A dependency-free C99 inference function with the packed weights inlined, for microcontrollers.' },
-  { format: 'onnx', title: 'ONNX', description: 'The discrete net as an ONNX graph, checked with ONNX Runtime.' },
-  { format: 'tfjs', title: 'TensorFlow.js', description: 'A TensorFlow.js graph model (model.json + weights) for the browser or Node.' },
-];
+import type { ApiClient, AppInfo, ExportFormat, ExportFormatInfo, ExportOutcome, LiveEvent, RunDetail, RunsPage } from '../../../app/contract.ts';
 
 export type FormatState =
   | { readonly state: 'idle' }
@@ -27,7 +14,7 @@ export class ExportState {
   #runId = $state<string | null>(null);
   #run = $state.raw<RunDetail | null>(null);
   #candidates = $state.raw<RunsPage['rows']>([]);
-  #formats = $state.raw<Readonly<Partial<Record<ExportFormat, FormatState>>>>({});
+  #results = $state.raw<Readonly<Partial<Record<ExportFormat, FormatState>>>>({});
   #error = $state<string | null>(null);
   destination = $state('');
 
@@ -48,13 +35,17 @@ export class ExportState {
   get error(): string | null {
     return this.#error;
   }
-  /** Formats this build can write (the rest are shown disabled). */
-  get available(): readonly ExportFormat[] {
+  /** Every format of the app's registry, in its order; those not `available` are shown disabled. */
+  get formats(): readonly ExportFormatInfo[] {
     return this.info.exportFormats;
+  }
+  /** Whether this build can write any format. */
+  get installed(): boolean {
+    return this.info.exportFormats.some((f) => f.available);
   }
 
   stateOf(format: ExportFormat): FormatState {
-    return this.#formats[format] ?? { state: 'idle' };
+    return this.#results[format] ?? { state: 'idle' };
   }
 
   /** Runs that can be exported: completed ones first, then any with a checkpoint. */
@@ -65,7 +56,7 @@ export class ExportState {
 
   async select(runId: string | null): Promise<void> {
     this.#runId = runId;
-    this.#formats = {};
+    this.#results = {};
     this.#run = null;
     if (!runId) return;
     const result = await this.client.call('runs.get', { id: runId });
@@ -101,6 +92,6 @@ export class ExportState {
   }
 
   #set(format: ExportFormat, state: FormatState): void {
-    this.#formats = { ...this.#formats, [format]: state };
+    this.#results = { ...this.#results, [format]: state };
   }
 }

@@ -5,8 +5,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServices, type AppServices } from '../services.ts';
-import { startHost, type Host } from './server.ts';
-import { buildIfStale, UI_TARGET } from './ui-build.ts';
+import { startHost, type Host } from '../host/server.ts';
+import { buildIfStale, UI_TARGET } from '../host/ui-build.ts';
 
 export const SERVE_USAGE = `usage: lrnet serve [options]
 

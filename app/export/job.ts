@@ -11,17 +11,16 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BackendChoice } from '../../engine/backends/index.ts';
-import type { ExportFormat } from '../contract.ts';
-import type { ExportReportV1 } from '../export/index.ts';
-import { clearStaleStaging } from '../export/folders.ts';
-import { markInterruptedExports } from '../export/interrupted.ts';
+import type { ExportFormatName, ExportReportV1 } from './index.ts';
+import { clearStaleStaging } from './folders.ts';
+import { markInterruptedExports } from './interrupted.ts';
 import { openStore } from '../store/index.ts';
 
 export interface ExportJob {
   readonly databasePath: string;
   readonly runId: string;
   readonly checkpoint: string;
-  readonly format: ExportFormat;
+  readonly format: ExportFormatName;
   readonly outDir: string;
   readonly force: boolean;
   readonly backend: BackendChoice;
@@ -74,7 +73,7 @@ function releaseExports(job: ExportJob): void {
 async function child(job: ExportJob): Promise<ExportJobReply> {
   const [{ initBackend }, { exportRunWithArtifacts }] = await Promise.all([
     import('../../engine/backends/index.ts'),
-    import('../export/store.ts'),
+    import('./store.ts'),
   ]);
   await initBackend(job.backend);
   const store = openStore(job.databasePath);
