@@ -33,12 +33,34 @@ export function forkTypeScript(entry: string | URL, args: readonly string[], opt
   return fork(file, [...args], { ...options, execArgv: [...loader, ...(options.execArgv ?? [])] });
 }
 
-/** A worker thread running a TypeScript (or JavaScript) module, given as a file URL or path. */
+/**
+ * The parent's Node options minus those that describe how the parent got its script (`-e CODE`, `--input-type`,
+ * `-p`): a worker given those fails to start, and the bootstrap is its script.
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const args = process.execArgv;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '-e' || a === '--eval' || a === '-p' || a === '--print') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('--input-type') || a.startsWith('--eval=') || a.startsWith('--print=')) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+/**
+ * A worker thread running a TypeScript (or JavaScript) module, given as a file URL or path. It inherits the
+ * parent's Node options except those naming the parent's own script (see workerExecArgv).
+ */
 export function typeScriptWorker(entry: string | URL, options: WorkerOptions = {}): Worker {
   const url = entry instanceof URL ? entry.href : entry.startsWith('file:') ? entry : pathToFileURL(entry).href;
   const self = JSON.stringify(url);
   const code = isTypeScript(fileURLToPath(url))
     ? `import(${JSON.stringify(tsxModule('./esm/api'))}).then((tsx) => { tsx.register(); return import(${self}); })`
     : `import(${self})`;
-  return new Worker(code, { ...options, eval: true });
+  return new Worker(code, { execArgv: workerExecArgv(), ...options, eval: true });
 }

@@ -6,10 +6,9 @@
  *
  * runExportJob() is the parent's side; the bottom of this file is the child's.
  */
-import { fork } from 'node:child_process';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { forkTypeScript } from '../../engine/typescript-entry.ts';
 import type { BackendChoice } from '../../engine/backends/index.ts';
 import type { ExportFormatName, ExportReportV1 } from './index.ts';
 import { clearStaleStaging } from './folders.ts';
@@ -31,14 +30,13 @@ export type ExportJobReply =
   | { readonly type: 'failed'; readonly name: string; readonly code?: string; readonly message: string };
 
 const SELF = fileURLToPath(import.meta.url);
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 /** Runs one export in a child process; resolves with its reply (a failure is a reply too, never a rejection). */
 export function runExportJob(job: ExportJob): Promise<ExportJobReply> {
   return new Promise((resolve) => {
     let stderr = '';
     let reply: ExportJobReply | undefined;
-    const child = fork(SELF, [], { execArgv: ['--import', TSX_LOADER], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
+    const child = forkTypeScript(SELF, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
     child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
     child.on('message', (message: unknown) => {
       const m = message as { type?: string };

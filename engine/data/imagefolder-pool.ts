@@ -3,11 +3,9 @@
  * file, which serves tasks when it finds itself in such a thread.
  */
 import fs from 'node:fs';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { type Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { DatasetError } from './errors.ts';
+import { typeScriptWorker } from '../typescript-entry.ts';
 import { fsError } from './io.ts';
 import { decodeImage } from './imagefolder-decode.ts';
 import { transformImage, type ImageTransform } from './imagefolder-transform.ts';
@@ -21,19 +19,6 @@ function loadSync(file: string, t: ImageTransform, out: Float32Array, offset: nu
     throw fsError(file, err);
   }
   transformImage(decodeImage(bytes, file), t, out, offset);
-}
-
-/** Worker threads start without the parent's module hooks: a small script registers tsx, then imports this file. */
-function workerBootstrap(): string {
-  const self = JSON.stringify(import.meta.url);
-  if (!import.meta.url.endsWith('.ts')) return `import(${self})`;
-  const require = createRequire(import.meta.url);
-  const manifest = require.resolve('tsx/package.json');
-  const exported = (require(manifest) as { exports: Record<string, string | { import: string | { default: string } }> }).exports['./esm/api'];
-  const target = typeof exported === 'string' ? exported : typeof exported?.import === 'string' ? exported.import : exported?.import.default;
-  if (target === undefined) throw new Error('tsx does not export ./esm/api');
-  const tsx = JSON.stringify(pathToFileURL(path.join(path.dirname(manifest), target)).href);
-  return `import(${tsx}).then((tsx) => { tsx.register(); return import(${self}); })`;
 }
 
 interface WorkerTask {
@@ -56,9 +41,8 @@ export class DecodePool {
   private closed = false;
 
   constructor(size: number) {
-    const code = workerBootstrap();
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(code, { eval: true, workerData: { lrnetImageDecoder: true } });
+      const worker = typeScriptWorker(import.meta.url, { workerData: { lrnetImageDecoder: true } });
       worker.unref();
       worker.on('message', (reply: WorkerReply) => this.onReply(reply));
       worker.on('error', (err) => this.fail(new Error(`an image decoding thread failed: ${err.message}`, { cause: err })));

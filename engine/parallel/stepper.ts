@@ -12,7 +12,8 @@
  * the measurements and what the trainer should change.
  */
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { typeScriptWorker } from '../typescript-entry.ts';
 import { tf } from '../tf.ts';
 import type { Phase, TrainingConfig } from '../config.ts';
 import type { ModelDefinition, Parameters } from '../models.ts';
@@ -88,7 +89,7 @@ export async function createParallelStepper(options: ParallelStepperOptions): Pr
   return stepper;
 }
 
-const BOOTSTRAP = new URL('./worker-bootstrap.js', import.meta.url);
+const WORKER = new URL('./worker.ts', import.meta.url);
 
 interface Pending {
   readonly replies: FromWorker[];
@@ -123,7 +124,7 @@ class WorkerPoolStepper implements ParallelStepper {
     const ready: Promise<void>[] = [];
     for (let index = 0; index < workers; index++) {
       const init: WorkerInit = { index, workers, model: options.model, config: options.config, numClasses: options.numClasses };
-      const thread = new Worker(BOOTSTRAP, { workerData: init, name: `lrnet-parallel-${index}`, execArgv: workerExecArgv() });
+      const thread = typeScriptWorker(WORKER, { workerData: init, name: `lrnet-parallel-${index}` });
       this.threads.push(thread);
       ready.push(new Promise<void>((resolve, reject) => {
         const settle = () => {
@@ -365,25 +366,6 @@ class WorkerPoolStepper implements ParallelStepper {
   private idle(): void {
     for (const t of this.threads) t.unref();
   }
-}
-
-/**
- * The parent's Node options minus those that describe how the parent got its script (`-e CODE`, `--input-type`,
- * `-p`): a worker given those fails to start, and the bootstrap file is its script.
- */
-function workerExecArgv(): string[] {
-  const out: string[] = [];
-  const args = process.execArgv;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '-e' || a === '--eval' || a === '-p' || a === '--print') {
-      i++;
-      continue;
-    }
-    if (a.startsWith('--input-type') || a.startsWith('--eval=') || a.startsWith('--print=')) continue;
-    out.push(a);
-  }
-  return out;
 }
 
 function sameLayout(a: ParameterLayout, b: ParameterLayout): boolean {

@@ -1,7 +1,7 @@
 /**
  * One data-parallel worker: its own TensorFlow.js on the wasm backend (one thread), a full replica of the
- * parameters as variables, and a share of the all-reduce and of the optimizer update. Started by stepper.ts through
- * worker-bootstrap.js; never imported by anything else.
+ * parameters as variables, and a share of the all-reduce and of the optimizer update. Started by stepper.ts as a
+ * worker thread (engine/typescript-entry.ts); never imported by anything else.
  *
  * A step: forward/backward on the shard -> gradients and batch statistics into this worker's shared slots ->
  * barrier -> reduce this worker's slice of the gradient and apply Adam there (worker 0 also updates the moving
