@@ -30,40 +30,33 @@ import { TrainingFailedError } from '../runs/thread.ts';
 import { serveCommand, SERVE_USAGE } from './serve.ts';
 import { dataCommand, DATA_USAGE } from './data.ts';
 import { exportCommand, EXPORT_USAGE } from './export.ts';
+import { DOWNLOADABLE_DATASETS } from '../data/catalog.ts';
+import { EXPORT_FORMATS } from '../../engine/export/registry.ts';
+
+/** Every command: its one-line summary for `lrnet --help`, its own usage text and what runs it. */
+const COMMANDS: Record<string, { summary: string; usage: string; run: (args: readonly string[]) => Promise<number> }> = {
+  train: { summary: 'train an LR-net and record it as a run (lrnet train --help)', usage: TRAIN_USAGE, run: trainCommand },
+  resume: { summary: 'continue a stopped or interrupted run from its last checkpoint', usage: RESUME_USAGE, run: resumeCommand },
+  runs: { summary: 'list runs (filter by status, preset, tag; full-text --search; --json)', usage: RUNS_USAGE, run: runsCommand },
+  show: { summary: 'everything recorded about one run', usage: SHOW_USAGE, run: showCommand },
+  compare: { summary: 'what differs between runs, and their final and best metrics', usage: COMPARE_USAGE, run: compareCommand },
+  rm: { summary: 'delete runs and their files', usage: RM_USAGE, run: rmCommand },
+  tag: { summary: 'add (or --remove) tags', usage: TAG_USAGE, run: tagCommand },
+  note: { summary: 'add a note to a run', usage: NOTE_USAGE, run: noteCommand },
+  serve: { summary: "the experiment manager's UI in a browser, on 127.0.0.1 behind a token", usage: SERVE_USAGE, run: serveCommand },
+  data: { summary: `download data sets (${DOWNLOADABLE_DATASETS.join(', ')}) and list them`, usage: DATA_USAGE, run: dataCommand },
+  export: { summary: `export a run's discrete net (${EXPORT_FORMATS.map((f) => f.title).join(', ')}), verified by each consumer`, usage: EXPORT_USAGE, run: exportCommand },
+};
 
 const USAGE = `usage: lrnet COMMAND [options]
 
 commands:
-  train      train an LR-net and record it as a run (lrnet train --help)
-  resume     continue a stopped or interrupted run from its last checkpoint
-  runs       list runs (filter by status, preset, tag; full-text --search; --json)
-  show       everything recorded about one run
-  compare    what differs between runs, and their final and best metrics
-  rm         delete runs and their files
-  tag        add (or --remove) tags
-  note       add a note to a run
-  serve      the experiment manager's UI in a browser, on 127.0.0.1 behind a token
-  data       download data sets (mnist, fashion-mnist, cifar10) and list them
-  export     export a run's discrete net (packed bits, C, ONNX, TensorFlow.js), verified by each consumer
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`).join('\n')}
 
 Runs live in one SQLite database, by default in the per-user data folder (LRNET_HOME overrides it; --db picks
 another file). RUN is a run id or any unique prefix of one.
 Run "lrnet COMMAND --help" for a command's options.
 `;
-
-const COMMANDS: Record<string, { usage: string; run: (args: readonly string[]) => Promise<number> }> = {
-  train: { usage: TRAIN_USAGE, run: trainCommand },
-  resume: { usage: RESUME_USAGE, run: resumeCommand },
-  runs: { usage: RUNS_USAGE, run: runsCommand },
-  show: { usage: SHOW_USAGE, run: showCommand },
-  compare: { usage: COMPARE_USAGE, run: compareCommand },
-  rm: { usage: RM_USAGE, run: rmCommand },
-  tag: { usage: TAG_USAGE, run: tagCommand },
-  note: { usage: NOTE_USAGE, run: noteCommand },
-  serve: { usage: SERVE_USAGE, run: serveCommand },
-  data: { usage: DATA_USAGE, run: dataCommand },
-  export: { usage: EXPORT_USAGE, run: exportCommand },
-};
 
 /** Runs the CLI with the given arguments (without "node lrnet"); returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
