@@ -702,10 +702,14 @@ const runId = s.string({ min: 1, max: 64, pattern: /^[A-Za-z0-9_-]+$/, what: 'a 
 const runIds = (max: number) => s.array(runId, { min: 1, max });
 const metricKey = s.string({ min: 1, max: 100, pattern: /^[A-Za-z0-9_./-]+$/, what: 'a metric key such as "train/loss"' });
 const runStatus = s.oneOf(RUN_STATUSES);
-const tag = s.string({ min: 1, max: 64, pattern: /^[^\s,]+$/, what: 'a tag without spaces or commas' });
+/** A tag, as every entry point takes it (the API here, the CLI through the same schema). */
+export const TAG_SCHEMA = s.string({ min: 1, max: 64, pattern: /^[^\s,]+$/, what: 'a tag without spaces or commas' });
+const tag = TAG_SCHEMA;
+/** A run's name: printed in tables and terminals, so no control characters (escape sequences, line breaks). */
+export const RUN_NAME_SCHEMA = s.string({ min: 1, max: 200, pattern: /^[^\p{Cc}]+$/u, what: 'a name of at most 200 characters without control characters' });
 const startRun = s.object({
   config: s.json(),
-  name: s.optional(s.string({ min: 1, max: 200 })),
+  name: s.optional(RUN_NAME_SCHEMA),
   tags: s.optional(s.array(tag, { max: 20 })),
 });
 
@@ -753,7 +757,7 @@ export const REQUESTS = {
   'runs.stop': s.object({ id: runId }),
   /** `steal`: the user confirmed that the process holding a 'claimed' run is gone; it is released and resumed here. */
   'runs.resume': s.object({ id: runId, steal: s.optional(s.boolean()) }),
-  'runs.clone': s.object({ id: runId, changes: s.optional(s.json()), name: s.optional(s.string({ min: 1, max: 200 })) }),
+  'runs.clone': s.object({ id: runId, changes: s.optional(s.json()), name: s.optional(RUN_NAME_SCHEMA) }),
   /** `force`: delete a 'claimed' run too (see runs.resume). */
   'runs.delete': s.object({ id: runId, force: s.optional(s.boolean()) }),
   'runs.tag': s.object({ id: runId, tag, remove: s.optional(s.boolean()) }),

@@ -101,6 +101,14 @@ describe('the services parse what clients send', () => {
     expect(services.store.listRuns().total).toBe(before);
   });
 
+  it('runs.clone refuses a "__proto__" key as an unknown field instead of letting it replace the prototype', async () => {
+    const run = services.store.createRun({ config: base, preset: base.preset, seed: base.seed, appVersion: 'test' });
+    const before = services.store.listRuns().total;
+    const result = await services.call('runs.clone', JSON.parse(`{"id": "${run.id}", "changes": {"__proto__": {"x": 1}, "lr": {"__proto__": {"y": 2}}}}`));
+    expect(result).toMatchObject({ ok: false, error: { code: 'invalid-config', problems: [expect.stringMatching(/^lr\.__proto__: unknown field/), expect.stringMatching(/^__proto__: unknown field/)] } });
+    expect(services.store.listRuns().total).toBe(before);
+  });
+
   it('config.validate answers the same problems as runs.start', async () => {
     const result = await services.call('config.validate', { config: { ...base, dataset: { name: 'imagenet' } } });
     expect(result).toEqual({ ok: true, value: { problems: [expect.stringMatching(/^dataset.name: expected one of mnist-sample, mnist, fashion-mnist, cifar10, imagefolder/)] } });

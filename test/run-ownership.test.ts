@@ -110,6 +110,30 @@ describe('runs that share a --checkpoint-dir', () => {
     expect(readdirSync(out).length).toBeGreaterThan(0);
   });
 
+  it("rm deletes what lrnet wrote for the run and keeps what else is in its folder: a user's file, another run's export", async () => {
+    const trained = await lrnet(['train', ...SMALL, '--db', db]);
+    expect(trained.code, trained.stderr).toBe(0);
+    const runC = runIdOf(trained);
+    const folderC = path.join(path.dirname(db), 'runs', runC);
+    const checkpointsC = withStore((s) => s.getRun(runC).checkpoints.map((c) => c.path));
+    expect(checkpointsC.length).toBeGreaterThan(0);
+    for (const p of checkpointsC) expect(p.startsWith(folderC + path.sep), p).toBe(true);
+    const notes = path.join(folderC, 'notes.txt');
+    writeFileSync(notes, 'mine');
+    const exportOfA = path.join(folderC, 'a-export');
+    const exported = await lrnet(['export', runA, '--format', 'packed', '--out', exportOfA, '--db', db]);
+    expect(exported.code, exported.stderr).toBe(0);
+    const listing = () => readdirSync(exportOfA, { recursive: true }).map(String).sort();
+    const filesOfA = listing();
+
+    const rm = await lrnet(['rm', runC, '--db', db]);
+    expect(rm.code, rm.stderr).toBe(0);
+    for (const p of checkpointsC) expect(existsSync(p), p).toBe(false);
+    expect(existsSync(notes)).toBe(true);
+    expect(listing()).toEqual(filesOfA);
+    expect(rm.stderr).toMatch(/kept \d+ files in the run's folder that lrnet did not write for it/);
+  });
+
   it('prune and delete only files no other run records (records left by older versions that shared names)', () => {
     const dir = mkdtempSync(path.join(home, 'legacy-'));
     const store = openStore(path.join(dir, 'lrnet.db'));

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { DISCRETE_SCORE_FIELDS, HEADLINE_METRIC, LAYER_STATISTICS, METRIC_KEYS, scoreKey, type MetricKey } from '../contract.ts';
 import { defaultDatabasePath, metricGoal, RUN_STATUSES, type JsonValue, type MetricStats, type RunDetail, type RunSortKey, type RunStatus, type Store } from '../store/index.ts';
 import { deleteRunFiles } from '../runs/manager.ts';
+import { TAG_SCHEMA } from '../contract.ts';
 import { takeOverRun } from '../runs/claims.ts';
 import {
   DB_OPTION,
@@ -343,8 +344,12 @@ export async function rmCommand(args: readonly string[]): Promise<number> {
     }
     for (const run of runs) {
       const deleted = store.deleteRun(run.id);
-      const removed = deleteRunFiles(dataFolder, deleted);
-      process.stdout.write(`deleted run ${run.id} "${run.name}"${removed.length > 0 ? ` and ${removed.map((p) => path.relative(process.cwd(), p) || p).join(', ')}` : ''}\n`);
+      const { removed, kept } = deleteRunFiles(dataFolder, deleted);
+      const shown = (p: string) => path.relative(process.cwd(), p) || p;
+      process.stdout.write(`deleted run ${run.id} "${run.name}"${removed.length > 0 ? ` and ${removed.map(shown).join(', ')}` : ''}\n`);
+      if (kept.length > 0) {
+        process.stderr.write(`lrnet rm: kept ${kept.length} file${kept.length === 1 ? '' : 's'} in the run's folder that lrnet did not write for it: ${kept.slice(0, 5).map(shown).join(', ')}${kept.length > 5 ? ', ...' : ''}\n`);
+      }
     }
     return 0;
   } finally {
@@ -365,6 +370,12 @@ export async function tagCommand(args: readonly string[]): Promise<number> {
   const { store } = openRunStore(values.db, { mustExist: true });
   try {
     const id = store.resolveRunId(positionals[0]!);
+    if (!values.remove) {
+      // The same rule as the API's, so a tag added here can be found and removed there.
+      const problems: string[] = [];
+      for (const tag of positionals.slice(1)) TAG_SCHEMA.check(tag, 'TAG', problems);
+      if (problems.length > 0) throw new UsageError(problems);
+    }
     for (const tag of positionals.slice(1)) {
       const changed = values.remove ? store.removeTag(id, tag) : store.addTag(id, tag);
       if (!changed) process.stderr.write(`run ${id} ${values.remove ? 'did not have' : 'already had'} tag "${tag}"\n`);

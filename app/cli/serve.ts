@@ -125,7 +125,6 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(`lrnet serve: ${many ? 'invalid options:\n' : ''}${error.problems.map((p) => (many ? `  - ${p}` : p)).join('\n')}\n\nRun "lrnet serve --help" for the options.\n`);
     return 2;
   }
-  if (!(await buildIfStale(UI_TARGET, (line) => process.stderr.write(`lrnet serve: ${line}\n`)))) return 1;
   let app: Awaited<ReturnType<typeof serve>>;
   try {
     app = await serve(options);
@@ -133,6 +132,11 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
     const why = listenProblem(error, options.port);
     if (!why) throw error;
     process.stderr.write(`lrnet serve: ${why}\n`);
+    return 1;
+  }
+  // After the port is ours (a port in use is said at once, not after a build), before the URL is shown.
+  if (!(await buildIfStale(UI_TARGET, (line) => process.stderr.write(`lrnet serve: ${line}\n`)))) {
+    await app.close();
     return 1;
   }
   process.stdout.write(

@@ -4,7 +4,7 @@
  * the same RunRecorder the run manager uses, so it looks the same in the store as a run trained from the app.
  */
 import { parseArgs } from 'node:util';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
   PRESETS,
@@ -20,6 +20,7 @@ import type { CheckpointState, TrainingEvent } from '../../engine/train.ts';
 import { readCheckpointState, resumeMismatch } from '../../engine/checkpoint.ts';
 import type { SplitAccuracies } from '../../engine/evaluate.ts';
 import { ProgressLine, formatDuration, formatPercent } from './progress.ts';
+import { RUN_NAME_SCHEMA, TAG_SCHEMA } from '../contract.ts';
 import { CliError, DB_OPTION, DB_USAGE, UsageError, attachNegativeValues, openRunStore, parseCommandArgs, parseNumberFlag, type NumberFlagSpec } from './common.ts';
 import { RunRecorder } from '../runs/recorder.ts';
 import { startTrainingThread } from '../runs/thread.ts';
@@ -147,8 +148,8 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
   let datasetName: DatasetName = isDatasetName(v.dataset) ? v.dataset : base.dataset.name;
   // --data given to a preset on the bundled sample means the full data set of that kind.
   if (v.data !== undefined && v.dataset === undefined && datasetName === 'mnist-sample') datasetName = 'mnist';
-  if (v.name !== undefined && v.name.trim() === '') problems.push('--name: expected a non-empty name');
-  for (const tag of v.tag ?? []) if (tag.trim() === '') problems.push('--tag: expected a non-empty tag');
+  if (v.name !== undefined) RUN_NAME_SCHEMA.check(v.name.trim() === '' ? '' : v.name, '--name', problems);
+  for (const tag of v.tag ?? []) TAG_SCHEMA.check(tag, '--tag', problems);
   const dataset = datasetEntry(datasetName);
   if (dataset.location === 'bundled' && v.data !== undefined) {
     problems.push(`--data: the bundled ${datasetName} needs no folder; use --dataset mnist with --data DIR`);
@@ -205,11 +206,17 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
     const reported = new Set(problems.map((p) => p.slice(0, p.indexOf(':'))));
     problems.push(...error.problems.map((p) => flagHint(p)).filter((p) => !reported.has(p.slice(0, p.indexOf(' (')))));
   }
+  const checkpointDir = v['checkpoint-dir'] !== undefined ? path.resolve(v['checkpoint-dir']) : undefined;
+  if (checkpointDir !== undefined) {
+    // Found now rather than at the first checkpoint, an epoch later.
+    const blocker = pathBlocker(checkpointDir);
+    if (blocker !== undefined) problems.push(`--checkpoint-dir: ${checkpointDir} cannot be a folder: ${blocker} is a file; choose another folder`);
+  }
   if (problems.length > 0) throw new UsageError(problems);
   return {
     config,
     json: v.json ?? false,
-    ...(v['checkpoint-dir'] !== undefined ? { checkpointDir: path.resolve(v['checkpoint-dir']) } : {}),
+    ...(checkpointDir !== undefined ? { checkpointDir } : {}),
     ...(v.resume !== undefined ? { resume: path.resolve(v.resume) } : {}),
     ...(v.db !== undefined ? { db: v.db } : {}),
     ...(v.name !== undefined ? { name: v.name } : {}),
@@ -320,6 +327,18 @@ it started with (a run without checkpoints starts over). RUN is a run id or a un
 ${DB_USAGE}
   --json               end the output with one line of JSON
 `;
+
+/** The file that stands where `folder` or one of the folders above it would be; undefined when there is none. */
+function pathBlocker(folder: string): string | undefined {
+  for (let p = folder; ; p = path.dirname(p)) {
+    try {
+      return statSync(p).isDirectory() ? undefined : p;
+    } catch {
+      // Not there yet: mkdir will make it; look further up.
+    }
+    if (path.dirname(p) === p) return undefined;
+  }
+}
 
 /** Runs `lrnet resume RUN`. */
 export async function resumeCommand(args: readonly string[]): Promise<number> {

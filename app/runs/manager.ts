@@ -7,7 +7,7 @@
  * markInterruptedRuns() marks them 'interrupted'; its workers notice the closed IPC channel and exit.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,18 +50,18 @@ export function checkpointFolder(dataFolder: string, runId: string): string {
 }
 
 /**
- * Deletes the files of a run that the store has just forgotten: its folder under the data folder, the checkpoint
- * files it recorded elsewhere (plain files only: a folder outside the run's own is left alone rather than risk
- * deleting something that is not lrnet's), and its exports elsewhere, only where an lrnet export made from this run's
- * checkpoints still is (see deleteExportFiles: a user's file at an artifact's path, or another run's export, stays).
- * Returns the paths removed.
+ * Deletes the files of a run that the store has just forgotten, and only those lrnet wrote for it: the checkpoint
+ * files it recorded (plain files only), the checkpoint files its training wrote into its own checkpoints folder
+ * (named after the run, or after the step alone as before checkpoint names carried the run id; also ones a crash
+ * left unrecorded or half-written), and its exports, only where an lrnet export made from this run's checkpoints
+ * still is (see deleteExportFiles: a user's file at an artifact's path, or another run's export, stays). Then the
+ * folders this leaves empty in the run's own folder. A file the user put in the run's folder keeps it (and is
+ * returned in `kept`). Returns the paths removed.
  */
-export function deleteRunFiles(dataFolder: string, deleted: DeletedRun): string[] {
+export function deleteRunFiles(dataFolder: string, deleted: DeletedRun): { removed: string[]; kept: string[] } {
   const removed: string[] = [];
   const own = runFolder(dataFolder, deleted.id);
-  const inside = (p: string) => path.resolve(p).startsWith(own + path.sep);
-  for (const file of deleted.checkpointPaths) {
-    if (inside(file)) continue;
+  const removeFile = (file: string) => {
     try {
       if (statSync(file).isFile()) {
         rmSync(file, { force: true });
@@ -70,16 +70,48 @@ export function deleteRunFiles(dataFolder: string, deleted: DeletedRun): string[
     } catch {
       // Already gone.
     }
+  };
+  for (const file of deleted.checkpointPaths) removeFile(file);
+  const checkpoints = checkpointFolder(dataFolder, deleted.id);
+  const written = new RegExp(`^(${deleted.id}-)?step-\\d+\\.ckpt(\\.tmp-\\d+)?$`);
+  for (const name of listFolder(checkpoints)) if (written.test(name)) removeFile(path.join(checkpoints, name));
+  const ownCheckpoint = (file: string) => deleted.checkpointPaths.some((c) => path.resolve(c) === path.resolve(file)) ||
+    (path.dirname(path.resolve(file)) === checkpoints && written.test(path.basename(file)));
+  for (const artifact of deleted.artifactPaths) removed.push(...deleteExportFiles(artifact, ownCheckpoint));
+  const kept = removeEmptyFolders(own);
+  if (!existsSync(own)) removed.push(own);
+  return { removed, kept };
+}
+
+/** The names in a folder; none when it does not exist or cannot be read. */
+function listFolder(folder: string): string[] {
+  try {
+    return readdirSync(folder);
+  } catch {
+    return [];
   }
-  const ownCheckpoint = (file: string) => inside(file) || deleted.checkpointPaths.some((c) => path.resolve(c) === path.resolve(file));
-  for (const artifact of deleted.artifactPaths) {
-    if (!inside(artifact)) removed.push(...deleteExportFiles(artifact, ownCheckpoint));
+}
+
+/** Removes `folder` and the folders below it that hold nothing; returns the files left (what lrnet did not write). */
+function removeEmptyFolders(folder: string): string[] {
+  const kept: string[] = [];
+  for (const entry of listFolder(folder)) {
+    const full = path.join(folder, entry);
+    let isFolder = false;
+    try {
+      isFolder = lstatSync(full).isDirectory();
+    } catch {
+      continue;
+    }
+    if (isFolder) kept.push(...removeEmptyFolders(full));
+    else kept.push(full);
   }
-  if (existsSync(own)) {
-    rmSync(own, { recursive: true, force: true });
-    removed.push(own);
+  try {
+    rmdirSync(folder);
+  } catch {
+    // Not empty (kept files), or already gone.
   }
-  return removed;
+  return kept;
 }
 
 /** `base` with `changes` merged in: objects recursively, everything else (arrays included) replaced. */
@@ -89,7 +121,10 @@ export function mergeConfig(base: unknown, changes: unknown): unknown {
   const merged: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(changes)) {
     if (value === undefined) continue;
-    merged[key] = isPlain(value) && isPlain(merged[key]) ? mergeConfig(merged[key], value) : value;
+    // Defined, not assigned: a "__proto__" key from JSON stays a key (that parseConfig then refuses by name) instead
+    // of replacing the object's prototype.
+    const old = Object.hasOwn(merged, key) ? merged[key] : undefined;
+    Object.defineProperty(merged, key, { value: isPlain(value) && isPlain(old) ? mergeConfig(old, value) : value, enumerable: true, writable: true, configurable: true });
   }
   return merged;
 }
