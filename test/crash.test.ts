@@ -10,27 +10,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { PRESETS, type TrainingConfig } from '../engine/config.ts';
+import { tinyMnistConfig } from './helpers/tiny-config.ts';
 import { openStore, type Store } from '../app/store/index.ts';
 import { createRunManager } from '../app/runs/manager.ts';
 import { METRIC_KEYS, type RunEvent } from '../app/runs/types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const base = PRESETS['mnist-ternary-quick'];
 /** 8 steps per epoch, 2 LR epochs, a checkpoint every 2 steps. */
-const config: TrainingConfig = {
-  ...base,
-  dataset: { name: 'mnist-sample', trainLimit: 300, testLimit: 100 },
-  batchSize: 25,
-  validationSize: 100,
-  pretrain: { ...base.pretrain, epochs: 0 },
-  lr: { ...base.lr, epochs: 2 },
-  evaluation: { samples: 1, every: 0, batchNormImages: 0 },
-  backend: 'wasm',
-  checkpointEvery: 2,
-  seed: 11,
-};
+const config = tinyMnistConfig({
+  trainLimit: 300, testLimit: 100, validationSize: 100, batchSize: 25, pretrainEpochs: 0, lrEpochs: 2,
+  evaluation: { samples: 1, every: 0, batchNormImages: 0 }, checkpointEvery: 2, seed: 11,
+});
 
 /** The process to kill: opens the store, starts one run, prints one JSON line per event it hears. */
 const SCRIPT = `

@@ -8,25 +8,18 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { PRESETS, ConfigError, type TrainingConfig } from '../engine/config.ts';
+import { ConfigError, type TrainingConfig } from '../engine/config.ts';
+import { tinyMnistConfig } from './helpers/tiny-config.ts';
 import { openStore, StoreError, type Store } from '../app/store/index.ts';
 import { createRunManager } from '../app/runs/manager.ts';
 import { RunRecorder } from '../app/runs/recorder.ts';
 import { METRIC_KEYS, RunManagerError, type RunEvent, type RunManager } from '../app/runs/types.ts';
 
-const base = PRESETS['mnist-ternary-quick'];
 /** 300 images minus 100 for validation, batch 25: 8 steps per epoch, LR phase only, one sampled net, no BN re-estimation. */
-const tiny: TrainingConfig = {
-  ...base,
-  dataset: { name: 'mnist-sample', trainLimit: 300, testLimit: 100 },
-  batchSize: 25,
-  validationSize: 100,
-  pretrain: { ...base.pretrain, epochs: 0 },
-  lr: { ...base.lr, epochs: 1 },
-  evaluation: { samples: 1, every: 0, batchNormImages: 0 },
-  backend: 'wasm',
-  seed: 7,
-};
+const tiny = tinyMnistConfig({
+  trainLimit: 300, testLimit: 100, validationSize: 100, batchSize: 25, pretrainEpochs: 0, lrEpochs: 1,
+  evaluation: { samples: 1, every: 0, batchNormImages: 0 }, seed: 7,
+});
 const twoEpochs: TrainingConfig = { ...tiny, lr: { ...tiny.lr, epochs: 2 } };
 
 let dir: string;
