@@ -153,26 +153,31 @@ function statsFinalizeProgram(l: Layout, splits: number, epsilon: number): Fused
 
 const APPLY_ROWS = 4;
 
-function applyProgram(l: Layout): FusedProgram {
-  const blocks = Math.ceil(l.m / APPLY_ROWS);
-  const items = blocks * l.c4;
+/** A pass in which each lane runs `perRow` (with `o`, the row's offset) over APPLY_ROWS rows of one channel vec4. */
+function rowBlocksProgram(name: string, l: Layout, bindings: string, pre: string, perRow: string): FusedProgram {
+  const items = Math.ceil(l.m / APPLY_ROWS) * l.c4;
   const lanes = lanesFor(items);
   return {
-    name: 'BnReluApply',
-    key: `BnReluApply_${l.m}x${l.c4}`,
+    name,
+    key: `${name}_${l.m}x${l.c4}`,
     dispatch: [Math.ceil(items / lanes), 1, 1],
     code: () => `
-${vec4Bindings(['y'], ['z', 'stats'])}
+${bindings}
 
 ${perItemEntry(lanes, items, l.c4)}
   let r0 = (item / ${l.c4}) * ${APPLY_ROWS};
-  ${loadScaleShift(l.c4)}
+  ${pre}
   for (var r = r0; r < min(r0 + ${APPLY_ROWS}, ${l.m}); r++) {
     let o = r * ${l.c4} + c;
-    y[o] = max(fma(z[o], scale, shift), vec4<f32>(0.0));
+    ${perRow}
   }
 }`,
   };
+}
+
+function applyProgram(l: Layout): FusedProgram {
+  return rowBlocksProgram('BnReluApply', l, vec4Bindings(['y'], ['z', 'stats']), loadScaleShift(l.c4),
+    'y[o] = max(fma(z[o], scale, shift), vec4<f32>(0.0));');
 }
 
 function gradPartialProgram(l: Layout): FusedProgram & { splits: number } {
@@ -194,29 +199,11 @@ function gradFinalizeProgram(l: Layout, splits: number): FusedProgram {
 const GRAD_APPLY_BINDINGS = vec4Bindings(['dz'], ['z', 'dy', 'stats', 'dgamma', 'dbeta']);
 
 function gradApplyProgram(l: Layout): FusedProgram {
-  const blocks = Math.ceil(l.m / APPLY_ROWS);
-  const items = blocks * l.c4;
-  const lanes = lanesFor(items);
-  return {
-    name: 'BnReluGradApply',
-    key: `BnReluGradApply_${l.m}x${l.c4}`,
-    dispatch: [Math.ceil(items / lanes), 1, 1],
-    code: () => `
-${GRAD_APPLY_BINDINGS}
-
-${perItemEntry(lanes, items, l.c4)}
-  let r0 = (item / ${l.c4}) * ${APPLY_ROWS};
-  ${loadStats(l.c4)}
+  return rowBlocksProgram('BnReluGradApply', l, GRAD_APPLY_BINDINGS, `${loadStats(l.c4)}
   let b = dbeta[c] / ${f32(l.m)};
-  let k = dgamma[c] / ${f32(l.m)};
-  for (var r = r0; r < min(r0 + ${APPLY_ROWS}, ${l.m}); r++) {
-    let o = r * ${l.c4} + c;
-    let zv = z[o];
+  let k = dgamma[c] / ${f32(l.m)};`, `let zv = z[o];
     let g = select(vec4<f32>(0.0), dy[o], fma(zv, scale, shift) > vec4<f32>(0.0));
-    dz[o] = scale * (g - b - (zv - m) * inv * k);
-  }
-}`,
-  };
+    dz[o] = scale * (g - b - (zv - m) * inv * k);`);
 }
 
 /** A non-overlapping max pool (window = stride = `size`) over [n, h, w, c] with h and w multiples of `size`. */

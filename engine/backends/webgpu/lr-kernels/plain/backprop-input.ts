@@ -1,15 +1,10 @@
 /** The input gradient of the fused LR layer without subgroup operations; see ../index.ts. */
-import { type ConvGeometry, channelBlock, geometryKey, lanesFor, pixelsPerLane, range } from '../geometry.ts';
+import { type ConvGeometry, type TileOptions, channelBlock, geometryKey, lanesFor, pixelsPerLane, range } from '../geometry.ts';
 import { accumulators, entryPoint, type RowTiling, rowTileIndex } from '../wgsl.ts';
 import type { FusedProgram } from '../../runner.ts';
 
-export interface BackpropInputOptions {
-  /** Input pixels per invocation, adjacent along the width. */
-  readonly pixels?: number;
-  /** vec4s of input channels per invocation (when ci % 4 == 0; otherwise one channel). */
-  readonly channelVecs?: number;
-  readonly lanes?: number;
-}
+/** Input pixels per invocation and vec4s of input channels per invocation (when ci % 4 == 0; otherwise one channel). */
+export type BackpropInputOptions = TileOptions;
 
 /** The data layout of an input-gradient kernel (plain or subgroup) whose lanes take P input pixels each. */
 export function inputGradientLayout(g: ConvGeometry, P: number) {
@@ -27,6 +22,14 @@ export function inputGradientBindings(xType: string): string {
 @group(0) @binding(3) var<storage, read> x : array<${xType}>;
 @group(0) @binding(4) var<storage, read> mu : array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> vr : array<vec4<f32>>;`;
+}
+
+/** The output row oy that input row iy meets through filter row ky (vy: whether it does), and its first pixel. */
+export function outputRowAt(g: ConvGeometry): string {
+  return `    let ty = iy + ${g.padTop} - ky;
+    let oy = ty / ${g.stride};
+    let vy = ty >= 0 && oy * ${g.stride} == ty && oy < ${g.oh};
+    let outRow = (n * ${g.oh} + oy) * ${g.ow};`;
 }
 
 /** dx = m + 2x * v for the live pixels of the lane's tile of P pixels x C input channels. */
@@ -82,10 +85,7 @@ ${rowTileIndex(rowTiling)}
   let cb = i32(wid.y) * ${C};
   ${accumulators(P, C, '0.0').join('\n  ')}
   for (var ky = 0; ky < ${g.k}; ky++) {
-    let ty = iy + ${g.padTop} - ky;
-    let oy = ty / ${g.stride};
-    let vy = ty >= 0 && oy * ${g.stride} == ty && oy < ${g.oh};
-    let outRow = (n * ${g.oh} + oy) * ${g.ow};
+${outputRowAt(g)}
     for (var kx = 0; kx < ${g.k}; kx++) {${pix}
       var wi = ((ky * ${g.k} + kx) * ${g.ci} + cb) * ${co4};
       for (var c = 0; c < ${co4}; c++) {

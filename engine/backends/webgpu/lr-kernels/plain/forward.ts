@@ -1,17 +1,13 @@
 /** The fused LR forward pass without subgroup operations (for devices without them); see ../index.ts. */
-import { type ConvGeometry, LR_VARIANCE_EPSILON, channelBlock, f32, geometryKey, lanesFor, pixelsPerLane, range } from '../geometry.ts';
+import { type ConvGeometry, type TileOptions, LR_VARIANCE_EPSILON, channelBlock, f32, geometryKey, lanesFor, pixelsPerLane, range } from '../geometry.ts';
 import { accumulators, entryPoint, type RowTiling, rowTileIndex } from '../wgsl.ts';
 import { PHILOX_WGSL } from '../../philox.ts';
 import type { FusedProgram } from '../../runner.ts';
 
-export interface ForwardOptions {
+/** Output pixels and vec4s of output channels per invocation, and whether to write g. */
+export interface ForwardOptions extends TileOptions {
   /** Also write g = 0.5 * eps / s (needed by the backward pass). */
   readonly writeFactor: boolean;
-  /** Output pixels per invocation, adjacent along the width. */
-  readonly pixels?: number;
-  /** vec4s of output channels per invocation. */
-  readonly channelVecs?: number;
-  readonly lanes?: number;
 }
 
 /** The data layout of a forward kernel (plain or subgroup) whose lanes take P output pixels each. */

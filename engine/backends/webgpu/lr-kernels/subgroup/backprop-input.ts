@@ -2,7 +2,7 @@
 import { type ConvGeometry, channelBlock, geometryKey, lanesFor, pixelsPerLaneWide } from '../geometry.ts';
 import { accumulators, entryPoint, rowTileIndex } from '../wgsl.ts';
 import type { FusedProgram } from '../../runner.ts';
-import { type BackpropInputOptions, inputGradientBindings, inputGradientEpilogue, inputGradientLayout } from '../plain/backprop-input.ts';
+import { type BackpropInputOptions, inputGradientBindings, inputGradientEpilogue, inputGradientLayout, outputRowAt } from '../plain/backprop-input.ts';
 import { cooperative } from './cooperative.ts';
 
 export interface SubgroupBackpropInputOptions extends BackpropInputOptions {
@@ -52,10 +52,7 @@ ${rowTileIndex(rowTiling)}
   ${coop.setup.join('\n  ')}
   ${accumulators(P, C, '0.0').join('\n  ')}
   for (var ky = 0; ky < ${g.k}; ky++) {
-    let ty = iy + ${g.padTop} - ky;
-    let oy = ty / ${g.stride};
-    let vy = ty >= 0 && oy * ${g.stride} == ty && oy < ${g.oh};
-    let outRow = (n * ${g.oh} + oy) * ${g.ow};
+${outputRowAt(g)}
     for (var c = 0; c < ${co4}; c++) {
       ${windowLines.join('\n      ')}
       ${taps.join('\n      ')}
