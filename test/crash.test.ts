@@ -5,12 +5,13 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { tinyMnistConfig } from './helpers/tiny-config.ts';
+import { workersOf } from './helpers/processes.ts';
 import { openStore, type Store } from '../app/store/index.ts';
 import { createRunManager } from '../app/runs/manager.ts';
 import { METRIC_KEYS, type RunEvent } from '../app/runs/types.ts';
@@ -51,22 +52,6 @@ afterAll(() => {
   store?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** Training workers among the children of `pid` (from /proc; tsx's esbuild service is a child too). */
-function workersOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('app/runs/worker.ts')) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 function alive(pid: number): boolean {
   try {

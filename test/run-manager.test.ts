@@ -4,12 +4,13 @@
  * around a minute on two cores.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError, type TrainingConfig } from '../engine/config.ts';
 import { tinyMnistConfig } from './helpers/tiny-config.ts';
+import { workersOf } from './helpers/processes.ts';
 import { openStore, StoreError, type Store } from '../app/store/index.ts';
 import { createRunManager } from '../app/runs/manager.ts';
 import { RunRecorder } from '../app/runs/recorder.ts';
@@ -60,22 +61,6 @@ const ended = (runId: string) => (e: RunEvent) => e.type === 'run-status' && e.r
 const eventsOf = (runId: string) => events.filter((e) => e.event.runId === runId);
 const progressOf = (runId: string) =>
   eventsOf(runId).flatMap(({ at, event }) => (event.type === 'run-progress' ? [{ at, event: event.event }] : []));
-
-/** Child processes of this process whose command line mentions the worker. */
-function workerPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('app/runs/worker.ts')) pids.push(Number(entry));
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return pids;
-}
 
 let firstId: string;
 let secondId: string;
@@ -130,7 +115,7 @@ describe('run manager', () => {
     }
     const ips = store.metricStats(secondId, METRIC_KEYS.imagesPerSecond)!;
     stepSeconds = tiny.batchSize / ips.last;
-    expect(workerPids()).toEqual([]);
+    expect(workersOf(process.pid)).toEqual([]);
   });
 
   it('stops a run mid-training with a checkpoint, and resumes it to the same result as an uninterrupted run', async () => {
@@ -170,13 +155,13 @@ describe('run manager', () => {
     expect(store.getRun(cloneId).name).toBe('faster');
 
     await nextEvent((e) => e.type === 'run-progress' && e.runId === cloneId && e.event.type === 'step');
-    expect(workerPids()).toHaveLength(1);
+    expect(workersOf(process.pid)).toHaveLength(1);
     const deleted = nextEvent((e) => e.type === 'run-deleted' && e.runId === cloneId);
     await manager.delete(cloneId);
     await deleted;
     expect(() => store.getRun(cloneId)).toThrow(StoreError);
     expect(existsSync(path.join(dir, 'runs', cloneId))).toBe(false);
-    expect(workerPids()).toEqual([]);
+    expect(workersOf(process.pid)).toEqual([]);
 
     // A finished run: its rows in every table and its checkpoint files go.
     const files = store.getRun(firstId).checkpoints.map((c) => c.path);
@@ -224,7 +209,7 @@ describe('run manager', () => {
 
     const crashId = await manager.start({ config: tiny });
     await nextEvent((e) => e.type === 'run-progress' && e.runId === crashId && e.event.type === 'start');
-    const [pid] = workerPids();
+    const [pid] = workersOf(process.pid);
     process.kill(pid!, 'SIGKILL');
     const crashed = await nextEvent(ended(crashId));
     expect(crashed).toMatchObject({ status: 'failed', error: expect.stringContaining('killed by SIGKILL') });
@@ -256,7 +241,7 @@ describe('run manager', () => {
     await manager.close();
     expect(store.getRun(running)).toMatchObject({ status: 'stopped', lastCheckpointId: expect.any(Number) });
     expect(store.getRun(queued)).toMatchObject({ status: 'stopped', error: expect.stringContaining('closed') });
-    expect(workerPids()).toEqual([]);
+    expect(workersOf(process.pid)).toEqual([]);
     await expect(manager.start({ config: tiny })).rejects.toThrow(RunManagerError);
     await expect(manager.resume(running)).rejects.toMatchObject({ code: 'closed' });
   });
