@@ -10,6 +10,7 @@ import { defineModel, forward, initParameters, discreteFromFullPrecision, dispos
 import { loadBundledMnistSample } from '../engine/data/mnist.ts';
 import { fillBatch } from '../engine/data/batch.ts';
 import { Random } from '../engine/random.ts';
+import { normRelativeError } from './helpers/numeric.ts';
 
 const model = defineModel('mnist');
 const batch = 4;
@@ -47,16 +48,6 @@ async function lrStep(backend: BackendName, initial: ReturnType<typeof initialVa
   return result;
 }
 
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i]! - b[i]!) ** 2;
-    norm += b[i]! ** 2;
-  }
-  return Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-12);
-}
-
 describe('backends agree on an LR training step of the MNIST net', () => {
   const data = loadBundledMnistSample({ trainLimit: batch });
   const input = new Float32Array(batch * 784);
@@ -77,7 +68,7 @@ describe('backends agree on an LR training step of the MNIST net', () => {
     const result = await lrStep(backend, initial, input, labels);
     expect(Math.abs(result.loss - reference.loss) / reference.loss).toBeLessThan(1e-5);
     for (const [name, grad] of reference.grads) {
-      expect(relativeError(result.grads.get(name)!, grad), name).toBeLessThan(1e-4);
+      expect(normRelativeError(result.grads.get(name)!, grad), name).toBeLessThan(1e-4);
     }
   }, 120_000);
 });

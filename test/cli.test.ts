@@ -2,51 +2,18 @@
  * The real `lrnet` command (node bin/lrnet.js) with LRNET_HOME in a temporary folder: train records a run, the
  * store commands read and change it, bad flags and a foreign --db file are refused with a clear message.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const LRNET = path.join(ROOT, 'bin/lrnet.js');
+import { type CliOptions, runLrnet } from './helpers/lrnet-cli.ts';
+import { useTempDir } from './helpers/temp-dir.ts';
 
 let home: string;
+useTempDir('lrnet-cli-', 'all', (dir) => (home = dir));
 
-beforeAll(() => {
-  home = mkdtempSync(path.join(os.tmpdir(), 'lrnet-cli-'));
-});
-
-afterAll(() => {
-  rmSync(home, { recursive: true, force: true });
-});
-
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs lrnet with `args`; `onStderr` sees stderr as it arrives (and may signal the process). */
-function lrnet(args: string[], options: { home?: string; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [LRNET, ...args], {
-      cwd: home,
-      env: { ...process.env, LRNET_HOME: options.home ?? home },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      options.onStderr?.(stderr, child);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** lrnet in the suite's folder; `home` changes LRNET_HOME only. */
+const lrnet = (args: string[], options: Partial<CliOptions> = {}) => runLrnet(args, { ...options, home: options.home ?? home, cwd: home });
 
 const lastJson = (text: string) => JSON.parse(text.trim().split('\n').at(-1)!) as Record<string, unknown>;
 

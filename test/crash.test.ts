@@ -5,32 +5,24 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { PRESETS, type TrainingConfig } from '../engine/config.ts';
+import { tinyMnistConfig } from './helpers/tiny-config.ts';
+import { workersOf } from './helpers/processes.ts';
 import { openStore, type Store } from '../app/store/index.ts';
 import { createRunManager } from '../app/runs/manager.ts';
 import { METRIC_KEYS, type RunEvent } from '../app/runs/types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const base = PRESETS['mnist-ternary-quick'];
 /** 8 steps per epoch, 2 LR epochs, a checkpoint every 2 steps. */
-const config: TrainingConfig = {
-  ...base,
-  dataset: { name: 'mnist-sample', trainLimit: 300, testLimit: 100 },
-  batchSize: 25,
-  validationSize: 100,
-  pretrain: { ...base.pretrain, epochs: 0 },
-  lr: { ...base.lr, epochs: 2 },
-  evaluation: { samples: 1, every: 0, batchNormImages: 0 },
-  backend: 'wasm',
-  checkpointEvery: 2,
-  seed: 11,
-};
+const config = tinyMnistConfig({
+  trainLimit: 300, testLimit: 100, validationSize: 100, batchSize: 25, pretrainEpochs: 0, lrEpochs: 2,
+  evaluation: { samples: 1, every: 0, batchNormImages: 0 }, checkpointEvery: 2, seed: 11,
+});
 
 /** The process to kill: opens the store, starts one run, prints one JSON line per event it hears. */
 const SCRIPT = `
@@ -60,22 +52,6 @@ afterAll(() => {
   store?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** Training workers among the children of `pid` (from /proc; tsx's esbuild service is a child too). */
-function workersOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('app/runs/worker.ts')) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 function alive(pid: number): boolean {
   try {

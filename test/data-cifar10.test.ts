@@ -1,10 +1,10 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { expectDatasetError } from './helpers/dataset-errors.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { execFileSync } from 'node:child_process';
-import { DatasetError } from '../engine/data/errors.ts';
 import {
   CIFAR10_RECORD_BYTES,
   CIFAR10_TEST_FILE,
@@ -32,21 +32,6 @@ function makeBatch(seed: number, records = PER_BATCH): Uint8Array {
 /** Value of record r at (y, x, channel c) read straight from the plane layout. */
 const planeValue = (batch: Uint8Array, r: number, y: number, x: number, c: number) =>
   batch[r * CIFAR10_RECORD_BYTES + 1 + c * 1024 + y * 32 + x]!;
-
-function expectDatasetError(fn: () => unknown, file: string, pattern?: RegExp): DatasetError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, 'expected a DatasetError').toBeInstanceOf(DatasetError);
-  const err = caught as DatasetError;
-  expect(err.file).toBe(file);
-  expect(err.message).toContain(file);
-  if (pattern) expect(err.message).toMatch(pattern);
-  return err;
-}
 
 let tmp: string;
 const batches = new Map<string, Uint8Array>();

@@ -1,11 +1,11 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { expectDatasetError } from './helpers/dataset-errors.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { DatasetError } from '../engine/data/errors.ts';
 import {
   encodeIdxImages,
   encodeIdxLabels,
@@ -43,22 +43,6 @@ function readMd5Sums(): Map<string, string> {
     if (m) map.set(m[2]!, m[1]!);
   }
   return map;
-}
-
-/** Calls fn and returns the DatasetError it must throw, checking that it names `file`. */
-function expectDatasetError(fn: () => unknown, file: string, pattern?: RegExp): DatasetError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, 'expected a DatasetError').toBeInstanceOf(DatasetError);
-  const err = caught as DatasetError;
-  expect(err.file).toBe(file);
-  expect(err.message).toContain(file);
-  if (pattern) expect(err.message).toMatch(pattern);
-  return err;
 }
 
 let tmp: string;

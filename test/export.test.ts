@@ -10,7 +10,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { tf } from '../engine/tf.ts';
 import { initBackend } from '../engine/backends/index.ts';
-import { PRESETS, type TrainingConfig } from '../engine/config.ts';
+import { tinyMnistConfig } from './helpers/tiny-config.ts';
 import { loadDataset } from '../engine/data/index.ts';
 import { inMemoryData } from '../engine/data/source.ts';
 import type { Dataset } from '../engine/data/types.ts';
@@ -31,17 +31,10 @@ let checkpoint: string;
 let pretrainCheckpoint: string;
 
 /** 500 training images, 10 steps per epoch, 1 pretraining + 2 LR epochs, evaluated once at the end. */
-const tiny: TrainingConfig = {
-  ...PRESETS['mnist-ternary-quick'],
-  dataset: { name: 'mnist-sample', trainLimit: 700, testLimit: 300 },
-  batchSize: 50,
-  validationSize: 200,
-  pretrain: { ...PRESETS['mnist-ternary-quick'].pretrain, epochs: 1 },
-  lr: { ...PRESETS['mnist-ternary-quick'].lr, epochs: 2 },
-  evaluation: { samples: 2, every: 0, batchNormImages: 200 },
-  backend: 'wasm',
-  seed: 5,
-};
+const tiny = tinyMnistConfig({
+  trainLimit: 700, testLimit: 300, validationSize: 200, batchSize: 50, pretrainEpochs: 1, lrEpochs: 2,
+  evaluation: { samples: 2, every: 0, batchNormImages: 200 }, seed: 5,
+});
 
 beforeAll(async () => {
   const backend = await initBackend('wasm');

@@ -4,29 +4,23 @@
  * around a minute on two cores.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { PRESETS, ConfigError, type TrainingConfig } from '../engine/config.ts';
+import { ConfigError, type TrainingConfig } from '../engine/config.ts';
+import { tinyMnistConfig } from './helpers/tiny-config.ts';
+import { workersOf } from './helpers/processes.ts';
 import { openStore, StoreError, type Store } from '../app/store/index.ts';
 import { createRunManager } from '../app/runs/manager.ts';
 import { RunRecorder } from '../app/runs/recorder.ts';
 import { METRIC_KEYS, RunManagerError, type RunEvent, type RunManager } from '../app/runs/types.ts';
 
-const base = PRESETS['mnist-ternary-quick'];
 /** 300 images minus 100 for validation, batch 25: 8 steps per epoch, LR phase only, one sampled net, no BN re-estimation. */
-const tiny: TrainingConfig = {
-  ...base,
-  dataset: { name: 'mnist-sample', trainLimit: 300, testLimit: 100 },
-  batchSize: 25,
-  validationSize: 100,
-  pretrain: { ...base.pretrain, epochs: 0 },
-  lr: { ...base.lr, epochs: 1 },
-  evaluation: { samples: 1, every: 0, batchNormImages: 0 },
-  backend: 'wasm',
-  seed: 7,
-};
+const tiny = tinyMnistConfig({
+  trainLimit: 300, testLimit: 100, validationSize: 100, batchSize: 25, pretrainEpochs: 0, lrEpochs: 1,
+  evaluation: { samples: 1, every: 0, batchNormImages: 0 }, seed: 7,
+});
 const twoEpochs: TrainingConfig = { ...tiny, lr: { ...tiny.lr, epochs: 2 } };
 
 let dir: string;
@@ -67,22 +61,6 @@ const ended = (runId: string) => (e: RunEvent) => e.type === 'run-status' && e.r
 const eventsOf = (runId: string) => events.filter((e) => e.event.runId === runId);
 const progressOf = (runId: string) =>
   eventsOf(runId).flatMap(({ at, event }) => (event.type === 'run-progress' ? [{ at, event: event.event }] : []));
-
-/** Child processes of this process whose command line mentions the worker. */
-function workerPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('app/runs/worker.ts')) pids.push(Number(entry));
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return pids;
-}
 
 let firstId: string;
 let secondId: string;
@@ -137,7 +115,7 @@ describe('run manager', () => {
     }
     const ips = store.metricStats(secondId, METRIC_KEYS.imagesPerSecond)!;
     stepSeconds = tiny.batchSize / ips.last;
-    expect(workerPids()).toEqual([]);
+    expect(workersOf(process.pid)).toEqual([]);
   });
 
   it('stops a run mid-training with a checkpoint, and resumes it to the same result as an uninterrupted run', async () => {
@@ -177,13 +155,13 @@ describe('run manager', () => {
     expect(store.getRun(cloneId).name).toBe('faster');
 
     await nextEvent((e) => e.type === 'run-progress' && e.runId === cloneId && e.event.type === 'step');
-    expect(workerPids()).toHaveLength(1);
+    expect(workersOf(process.pid)).toHaveLength(1);
     const deleted = nextEvent((e) => e.type === 'run-deleted' && e.runId === cloneId);
     await manager.delete(cloneId);
     await deleted;
     expect(() => store.getRun(cloneId)).toThrow(StoreError);
     expect(existsSync(path.join(dir, 'runs', cloneId))).toBe(false);
-    expect(workerPids()).toEqual([]);
+    expect(workersOf(process.pid)).toEqual([]);
 
     // A finished run: its rows in every table and its checkpoint files go.
     const files = store.getRun(firstId).checkpoints.map((c) => c.path);
@@ -231,7 +209,7 @@ describe('run manager', () => {
 
     const crashId = await manager.start({ config: tiny });
     await nextEvent((e) => e.type === 'run-progress' && e.runId === crashId && e.event.type === 'start');
-    const [pid] = workerPids();
+    const [pid] = workersOf(process.pid);
     process.kill(pid!, 'SIGKILL');
     const crashed = await nextEvent(ended(crashId));
     expect(crashed).toMatchObject({ status: 'failed', error: expect.stringContaining('killed by SIGKILL') });
@@ -263,7 +241,7 @@ describe('run manager', () => {
     await manager.close();
     expect(store.getRun(running)).toMatchObject({ status: 'stopped', lastCheckpointId: expect.any(Number) });
     expect(store.getRun(queued)).toMatchObject({ status: 'stopped', error: expect.stringContaining('closed') });
-    expect(workerPids()).toEqual([]);
+    expect(workersOf(process.pid)).toEqual([]);
     await expect(manager.start({ config: tiny })).rejects.toThrow(RunManagerError);
     await expect(manager.resume(running)).rejects.toMatchObject({ code: 'closed' });
   });

@@ -4,55 +4,33 @@
  * other weight kind is refused; and a run stuck 'running' under a claim that is gone (this host, dead pid) or
  * cannot be checked (another host) can be released.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { PRESETS, type TrainingConfig } from '../engine/config.ts';
 import { openStore, type Store } from '../app/store/index.ts';
 import { createRunManager } from '../app/runs/manager.ts';
 import { RunRecorder } from '../app/runs/recorder.ts';
 import { RunManagerError } from '../app/runs/types.ts';
+import { type CliResult, runLrnet } from './helpers/lrnet-cli.ts';
+import { useTempDir } from './helpers/temp-dir.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const LRNET = path.join(ROOT, 'bin/lrnet.js');
 /** LR phase only, 4 steps, one sampled net: a few seconds. */
 const SMALL = ['--train-limit', '150', '--validation', '50', '--batch', '25', '--fp-epochs', '0', '--epochs', '1', '--test-limit', '50', '--eval-samples', '1', '--backend', 'wasm'];
 
 let home: string;
 let db: string;
-
-beforeAll(() => {
-  home = mkdtempSync(path.join(os.tmpdir(), 'lrnet-ownership-'));
-  db = path.join(home, 'lrnet.db');
+useTempDir('lrnet-ownership-', 'all', (dir) => {
+  home = dir;
+  db = path.join(dir, 'lrnet.db');
 });
 
-afterAll(() => {
-  rmSync(home, { recursive: true, force: true });
-});
+const lrnet = (args: string[]) => runLrnet(args, { home });
 
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function lrnet(args: string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [LRNET, ...args], { cwd: home, env: { ...process.env, LRNET_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-const runIdOf = (r: Result) => /run ([0-9a-z]{8})/.exec(r.stderr)![1]!;
+const runIdOf = (r: CliResult) => /run ([0-9a-z]{8})/.exec(r.stderr)![1]!;
 
 /** Opens the test database for a moment (the CLI processes open it themselves). */
 function withStore<T>(use: (store: Store) => T): T {

@@ -3,23 +3,18 @@
  * Each is refused with a StoreError whose message names the file and what to do, and the file keeps every byte.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openStore, sqliteFailure, StoreError } from '../app/store/index.ts';
+import { useTempDir } from './helpers/temp-dir.ts';
 
 let dir: string;
 let file: string;
-
-beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'lrnet-store-errors-'));
-  file = path.join(dir, 'lrnet.db');
-});
-
-afterEach(() => {
-  rmSync(dir, { recursive: true, force: true });
+useTempDir('lrnet-store-errors-', 'each', (created) => {
+  dir = created;
+  file = path.join(created, 'lrnet.db');
 });
 
 /** A real lrnet database with runs, tags and metrics spread over several pages; returns its bytes. */

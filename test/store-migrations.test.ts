@@ -1,22 +1,17 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openStore, SCHEMA_VERSION, StoreError } from '../app/store/index.ts';
 import { APPLICATION_ID, METRIC_KEY_RENAMES_V3, migrate, MIGRATIONS, schemaVersion } from '../app/store/schema.ts';
 import { METRIC_KEYS, metricInfo } from '../app/contract.ts';
+import { useTempDir } from './helpers/temp-dir.ts';
 
 let dir: string;
 let file: string;
-
-beforeEach(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'lrnet-migrations-'));
-  file = path.join(dir, 'lrnet.db');
-});
-
-afterEach(() => {
-  rmSync(dir, { recursive: true, force: true });
+useTempDir('lrnet-migrations-', 'each', (created) => {
+  dir = created;
+  file = path.join(created, 'lrnet.db');
 });
 
 function rawDb(): Database.Database {

@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { tf } from '../engine/tf.ts';
 import { initBackend, type BackendInfo } from '../engine/backends/index.ts';
-import { PRESETS, type TrainingConfig, ConfigError, parseConfig } from '../engine/config.ts';
+import { type TrainingConfig, ConfigError, parseConfig } from '../engine/config.ts';
+import { tinyMnistConfig } from './helpers/tiny-config.ts';
 import { loadDataset } from '../engine/data/index.ts';
 import type { Dataset } from '../engine/data/types.ts';
 import { train, TrainingError, type TrainingEvent, type TrainingResult } from '../engine/train.ts';
@@ -23,17 +24,10 @@ beforeAll(async () => {
 });
 
 /** A run small enough for a test: 500 training images, 10 steps per epoch, 1 pretraining + 2 LR epochs. */
-const tiny: TrainingConfig = {
-  ...PRESETS['mnist-ternary-quick'],
-  dataset: { name: 'mnist-sample', trainLimit: 700, testLimit: 300 },
-  batchSize: 50,
-  validationSize: 200,
-  pretrain: { ...PRESETS['mnist-ternary-quick'].pretrain, epochs: 1 },
-  lr: { ...PRESETS['mnist-ternary-quick'].lr, epochs: 2 },
-  evaluation: { samples: 2, every: 1, batchNormImages: 200 },
-  backend: 'wasm',
-  seed: 5,
-};
+const tiny = tinyMnistConfig({
+  trainLimit: 700, testLimit: 300, validationSize: 200, batchSize: 50, pretrainEpochs: 1, lrEpochs: 2,
+  evaluation: { samples: 2, every: 1, batchNormImages: 200 }, seed: 5,
+});
 
 /** Values of every parameter, by name, so two runs can be compared exactly. */
 async function snapshot(result: TrainingResult): Promise<Map<string, Float32Array>> {

@@ -8,29 +8,12 @@ import { tf } from '../engine/tf.ts';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels, wasmKernelTuning } from '../engine/backends/wasm/index.ts';
+import { randomTensor } from './helpers/numeric.ts';
 
 type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 
 const TOL = 1e-4;
-
-/** mulberry32: deterministic inputs, identical on both backends. */
-function randomArray(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
-}
-
-function rnd(shape: number[], seed: number): tf.Tensor {
-  return tf.tensor(randomArray(shape.reduce((a, b) => a * b, 1), seed), shape);
-}
 
 /** max |a - b| / max |a| (the cpu result a is the reference). */
 function relError(ref: ArrayLike<number>, got: ArrayLike<number>): number {
@@ -149,13 +132,13 @@ describe('wasm training kernels: registration', () => {
     const backend = tf.backend() as BackendWasm;
     const before = backend.dataIdMap.numDataIds();
     tf.tidy(() => {
-      const x = rnd([2, 9, 9, 8], 1) as tf.Tensor4D;
-      const w = rnd([3, 3, 8, 6], 2) as tf.Tensor4D;
-      const dy = rnd([2, 5, 5, 6], 3) as tf.Tensor4D;
+      const x = randomTensor([2, 9, 9, 8], 1) as tf.Tensor4D;
+      const w = randomTensor([3, 3, 8, 6], 2) as tf.Tensor4D;
+      const dy = randomTensor([2, 5, 5, 6], 3) as tf.Tensor4D;
       runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 2, pad: 'same', dataFormat: 'NHWC', filterShape: w.shape });
       runKernel('Conv2DBackpropInput', { dy, filter: w }, { strides: 2, pad: 'same', dataFormat: 'NHWC', inputShape: x.shape });
-      tf.matMul(rnd([40, 30], 4), rnd([50, 30], 5), false, true);
-      tf.matMul(rnd([3, 30, 40], 4), rnd([3, 30, 50], 5), true, false);
+      tf.matMul(randomTensor([40, 30], 4), randomTensor([50, 30], 5), false, true);
+      tf.matMul(randomTensor([3, 30, 40], 4), randomTensor([3, 30, 50], 5), true, false);
     });
     expect(backend.dataIdMap.numDataIds()).toBe(before);
   });
@@ -171,9 +154,9 @@ describe('wasm training kernels vs cpu: Conv2DBackpropFilter and Conv2DBackpropI
       if (c.chunkBytes != null) wasmKernelTuning.filterGradChunkBytes = c.chunkBytes;
       try {
         await expectSame(() => {
-          const x = rnd(c.x, 11);
-          const dy = rnd(info.outShape, 12);
-          const w = rnd(filterShape, 13);
+          const x = randomTensor(c.x, 11);
+          const dy = randomTensor(info.outShape, 12);
+          const w = randomTensor(filterShape, 13);
           return [
             runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape }),
             runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: c.x }),
@@ -191,11 +174,11 @@ describe('wasm training kernels vs cpu: Conv2DBackpropFilter and Conv2DBackpropI
     const attrs = { strides: 2, pad: 'same', dataFormat: 'NCHW' };
     const info = tf.backend_util.computeConv2DInfo(x, filterShape, 2, 1, 'same', undefined, false, 'channelsFirst');
     await expectSame(() => {
-      const xs = rnd(x, 21);
-      const dy = rnd(info.outShape, 22);
+      const xs = randomTensor(x, 21);
+      const dy = randomTensor(info.outShape, 22);
       return [
         runKernel('Conv2DBackpropFilter', { x: xs, dy }, { ...attrs, filterShape }),
-        runKernel('Conv2DBackpropInput', { dy, filter: rnd(filterShape, 23) }, { ...attrs, inputShape: x }),
+        runKernel('Conv2DBackpropInput', { dy, filter: randomTensor(filterShape, 23) }, { ...attrs, inputShape: x }),
       ];
     });
   });
@@ -216,18 +199,18 @@ describe('wasm training kernels vs cpu: matmul, tile, reductions, pooling gradie
     it(`BatchMatMul and _FusedMatMul ${JSON.stringify(a)} x ${JSON.stringify(b)} tA=${ta} tB=${tb}`, async () => {
       const n = tb ? b[b.length - 2] : b[b.length - 1];
       await expectSame(() => [
-        tf.matMul(rnd(a, 1), rnd(b, 2), ta, tb),
-        tf.fused.matMul({ a: rnd(a, 1), b: rnd(b, 2), transposeA: ta, transposeB: tb, bias: rnd([n], 3), activation: 'relu' }),
+        tf.matMul(randomTensor(a, 1), randomTensor(b, 2), ta, tb),
+        tf.fused.matMul({ a: randomTensor(a, 1), b: randomTensor(b, 2), transposeA: ta, transposeB: tb, bias: randomTensor([n], 3), activation: 'relu' }),
       ]);
     });
   }
 
   it('Tile', async () => {
     await expectSame(() => [
-      tf.tile(rnd([1, 1, 1, 5], 1), [2, 3, 4, 1]),
-      tf.tile(rnd([2, 1, 3], 2), [3, 4, 2]),
-      tf.tile(rnd([3], 3), [4]),
-      tf.tile(rnd([2, 3], 4), [0, 2]),
+      tf.tile(randomTensor([1, 1, 1, 5], 1), [2, 3, 4, 1]),
+      tf.tile(randomTensor([2, 1, 3], 2), [3, 4, 2]),
+      tf.tile(randomTensor([3], 3), [4]),
+      tf.tile(randomTensor([2, 3], 4), [0, 2]),
       tf.tile(tf.tensor2d([[1, 2], [3, 4]], undefined, 'int32'), [2, 3]).toFloat(),
       tf.tile(tf.tensor1d([1, 0, 1], 'bool'), [3]).toFloat(),
     ]);
@@ -235,7 +218,7 @@ describe('wasm training kernels vs cpu: matmul, tile, reductions, pooling gradie
 
   it('Sum and Mean over leading axes (and the other reductions they fall back for)', async () => {
     await expectSame(() => {
-      const x = rnd([4, 5, 6, 7], 1);
+      const x = randomTensor([4, 5, 6, 7], 1);
       return [
         tf.sum(x, [0, 1, 2]),
         tf.sum(x, [2, 0, 1], true),
@@ -262,9 +245,9 @@ describe('wasm training kernels vs cpu: matmul, tile, reductions, pooling gradie
   for (const [h, f, s, pad] of pools) {
     it(`MaxPoolGrad and AvgPoolGrad ${h}px window ${f} stride ${s} ${pad}`, async () => {
       await expectSame(() => {
-        const x = rnd([2, h, h, 6], 1) as tf.Tensor4D;
+        const x = randomTensor([2, h, h, 6], 1) as tf.Tensor4D;
         const yShape = tf.maxPool(x, f, s, pad).shape;
-        const g = rnd(yShape, 2);
+        const g = randomTensor(yShape, 2);
         const maxGrad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, f, s, pad), g)))(x);
         const avgGrad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.avgPool(t as tf.Tensor4D, f, s, pad), g)))(x);
         return [maxGrad, avgGrad];
@@ -274,8 +257,8 @@ describe('wasm training kernels vs cpu: matmul, tile, reductions, pooling gradie
 
   it('MaxPoolGrad with ties picks the first maximum like the cpu backend', async () => {
     await expectSame(() => {
-      const x = tf.round(tf.mul(rnd([2, 6, 6, 3], 1), 1.5)) as tf.Tensor4D; // many equal values
-      const g = rnd([2, 6, 6, 3], 2);
+      const x = tf.round(tf.mul(randomTensor([2, 6, 6, 3], 1), 1.5)) as tf.Tensor4D; // many equal values
+      const g = randomTensor([2, 6, 6, 3], 2);
       return tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, 3, 1, 'same'), g)))(x);
     });
   });
@@ -293,10 +276,10 @@ describe('wasm vs cpu: gradients of a small LR-style conv net', () => {
       w3: [4 * 4 * 12, 10],
     };
     await expectSame(() => {
-      const x = rnd([B, 14, 14, 1], 1);
-      const params = Object.values(shapes).map((s, i) => tf.mul(rnd(s, 100 + i), 0.3));
-      const noise1 = rnd([B, 14, 14, 8], 7);
-      const noise2 = rnd([B, 4, 4, 12], 8);
+      const x = randomTensor([B, 14, 14, 1], 1);
+      const params = Object.values(shapes).map((s, i) => tf.mul(randomTensor(s, 100 + i), 0.3));
+      const noise1 = randomTensor([B, 14, 14, 8], 7);
+      const noise2 = randomTensor([B, 4, 4, 12], 8);
       const labels = tf.oneHot(tf.tensor1d([1, 4, 7], 'int32'), 10);
       const lrConv = (t: tf.Tensor4D, m: tf.Tensor, v: tf.Tensor, stride: number, noise: tf.Tensor) => {
         const mean = tf.conv2d(t, m as tf.Tensor4D, stride, 'same');
@@ -307,7 +290,7 @@ describe('wasm vs cpu: gradients of a small LR-style conv net', () => {
         const c = t.shape[3] as number;
         const { mean, variance } = tf.moments(t, [0, 1, 2]);
         // (offset and scale given: tfjs 4.22's batchNorm gradient fails on an undefined one)
-        return tf.batchNorm(t, mean, variance, tf.mul(rnd([c], seed), 0.1), tf.add(tf.mul(rnd([c], seed + 1), 0.2), 1), 1e-3);
+        return tf.batchNorm(t, mean, variance, tf.mul(randomTensor([c], seed), 0.1), tf.add(tf.mul(randomTensor([c], seed + 1), 0.2), 1), 1e-3);
       };
       const loss = (input: tf.Tensor, m1: tf.Tensor, v1: tf.Tensor, m2: tf.Tensor, v2: tf.Tensor, sc: tf.Tensor, w3: tf.Tensor) => {
         let h = tf.relu(bn(lrConv(input as tf.Tensor4D, m1, v1, 1, noise1), 30)) as tf.Tensor4D; // [B,14,14,8]

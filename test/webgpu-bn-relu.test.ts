@@ -2,21 +2,18 @@
  * Fused batch norm (batch statistics) + ReLU (engine/backends/webgpu/bn-relu.ts) against tf.moments + tf.batchNorm +
  * tf.relu: output, batch statistics and the gradients of x, gamma and beta, on the MNIST batch-norm shapes.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { tf } from '../engine/tf.ts';
 import { batchNormRelu, batchNormReluReference, batchNormReluPool, batchNormReluPoolReference } from '../engine/backends/webgpu/bn-relu.ts';
-import { webgpuAvailable, randomTensor, compare } from './helpers/webgpu.ts';
+import { useWebgpu, randomTensor, compare } from './helpers/webgpu.ts';
 
 const TOL = 1e-4;
 
 describe('fused batch norm + ReLU on WebGPU', () => {
-  let available = false;
-  beforeAll(async () => {
-    available = await webgpuAvailable();
-  }, 60_000);
+  const gpu = useWebgpu();
 
   for (const shape of [[3, 28, 28, 32], [3, 14, 14, 64], [5, 512], [1, 3, 5, 8]]) it(`shape ${JSON.stringify(shape)}`, async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     const channels = shape[shape.length - 1]!;
     // An offset mean, as LR pre-activations have, exercises the shifted sums.
     const h = tf.add(randomTensor(shape, 1, -3, 3), 1.5);
@@ -39,7 +36,7 @@ describe('fused batch norm + ReLU on WebGPU', () => {
   }, 60_000);
 
   for (const shape of [[3, 28, 28, 32], [2, 14, 14, 64], [2, 6, 4, 8]]) it(`with a 2x2 max pool, shape ${JSON.stringify(shape)}`, async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     const channels = shape[shape.length - 1]!;
     const h = tf.add(randomTensor(shape, 11, -3, 3), 0.5);
     const gamma = randomTensor([channels], 12, 0.5, 1.5);

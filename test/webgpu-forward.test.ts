@@ -3,11 +3,11 @@
  * same net on stock ops with the same Philox noise (`fusedKernels: 'reference'`): loss and every parameter gradient
  * of one training step, plus the integration helpers.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { tf } from '../engine/tf.ts';
 import { defineModel, discreteFromFullPrecision, disposeParameters, forward, initParameters, isTrainable, type Parameters } from '../engine/models.ts';
 import { enableFusedLrKernels, fusedLrLayer } from '../engine/backends/webgpu/index.ts';
-import { webgpuAvailable, randomTensor, compare } from './helpers/webgpu.ts';
+import { useWebgpu, randomTensor, compare } from './helpers/webgpu.ts';
 
 const model = defineModel('mnist');
 
@@ -19,18 +19,15 @@ function lrParameters(): Parameters {
 }
 
 describe('MNIST LR training step with the fused kernels', () => {
-  let available = false;
-  beforeAll(async () => {
-    available = await webgpuAvailable();
-  }, 60_000);
+  const gpu = useWebgpu();
 
   it('enableFusedLrKernels says whether the active backend is webgpu', async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     expect(enableFusedLrKernels()).toBe(true);
   });
 
   it('gives the loss and gradients of the stock ops with the same noise', async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     const params = lrParameters();
     const batch = 3;
     const x = randomTensor([batch, 28, 28, 1], 5, 0, 1);
@@ -61,7 +58,7 @@ describe('MNIST LR training step with the fused kernels', () => {
   }, 120_000);
 
   it('switches kernels with the flag: the fused path is not the stock path, whose noise is the ziggurat', async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     const params = lrParameters();
     const x = randomTensor([3, 28, 28, 1], 12, 0, 1);
     const options = { mode: 'lr', training: true, batchStatistics: true, kind: 'ternary', noiseSeed: 42, dropoutSeed: 43 } as const;
@@ -72,7 +69,7 @@ describe('MNIST LR training step with the fused kernels', () => {
   }, 120_000);
 
   it('leaves every other mode alone', async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     const params = lrParameters();
     const x = randomTensor([2, 28, 28, 1], 6, 0, 1);
     const options = { mode: 'mean', training: false, batchStatistics: false, kind: 'ternary' } as const;
@@ -82,7 +79,7 @@ describe('MNIST LR training step with the fused kernels', () => {
   }, 60_000);
 
   it('fusedLrLayer has the contract of the LR branch of linear()', async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     const x = randomTensor([2, 3136], 7);
     const mean = randomTensor([3136, 512], 8);
     const variance = randomTensor([3136, 512], 9, 0, 1);

@@ -4,18 +4,15 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { useSubgroups } from '../engine/backends/webgpu/device.ts';
-import { webgpuAvailable, checkLrLayerCase, LR_LAYER_CASES } from './helpers/webgpu.ts';
+import { useWebgpu, checkLrLayerCase, LR_LAYER_CASES } from './helpers/webgpu.ts';
 
 describe('fused LR layers without subgroups match the stock ops with the same noise', () => {
-  let available = false;
-  beforeAll(async () => {
-    available = await webgpuAvailable();
-    useSubgroups(false);
-  }, 60_000);
+  const gpu = useWebgpu();
+  beforeAll(() => useSubgroups(false));
   afterAll(() => useSubgroups(true));
 
   for (const c of LR_LAYER_CASES.filter((k) => !k.wide)) it(`${c.name}: forward and the gradients of x, mean and variance`, async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     const errors = await checkLrLayerCase(c);
     for (const [name, error] of Object.entries(errors)) expect(error, name).toBeLessThan(1e-4);
   }, 120_000);

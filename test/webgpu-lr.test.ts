@@ -6,35 +6,30 @@
  * dense 3136->512) and strided 3x3 convolutions, to 1e-4 relative. Small batches keep lavapipe fast. This file
  * runs the subgroup kernels (what lavapipe gets); webgpu-lr-plain.test.ts the variants without subgroups.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { tf } from '../engine/tf.ts';
 import { lrConv2d, lrReference } from '../engine/backends/webgpu/lr-ops.ts';
 import { philoxNormal } from '../engine/backends/webgpu/philox.ts';
-import { webgpuAvailable, randomTensor, compare, activeSubgroupSize, checkLrLayerCase, LR_LAYER_CASES } from './helpers/webgpu.ts';
+import { useWebgpu, randomTensor, compare, checkLrLayerCase, LR_LAYER_CASES } from './helpers/webgpu.ts';
 
 const TOL = 1e-4;
 
 describe('fused LR layers on WebGPU match the stock ops with the same noise', () => {
-  let available = false;
-  let subgroupSize: number | undefined;
-  beforeAll(async () => {
-    available = await webgpuAvailable();
-    subgroupSize = activeSubgroupSize();
-  }, 60_000);
+  const gpu = useWebgpu();
   it('runs the subgroup kernels where the device has subgroups (lavapipe: 8 lanes)', (ctx) => {
-    if (!available) return ctx.skip();
-    console.info(`fused kernels: ${subgroupSize ? `subgroups of ${subgroupSize}` : 'no subgroups'}`);
-    expect(subgroupSize === undefined || subgroupSize >= 4).toBe(true);
+    if (!gpu.available) return ctx.skip();
+    console.info(`fused kernels: ${gpu.subgroupSize ? `subgroups of ${gpu.subgroupSize}` : 'no subgroups'}`);
+    expect(gpu.subgroupSize === undefined || gpu.subgroupSize >= 4).toBe(true);
   });
 
   for (const c of LR_LAYER_CASES) it(`${c.name}: forward and the gradients of x, mean and variance`, async (ctx) => {
-    if (!available || !subgroupSize) return ctx.skip();
+    if (!gpu.available || !gpu.subgroupSize) return ctx.skip();
     const errors = await checkLrLayerCase(c);
     for (const [name, error] of Object.entries(errors)) expect(error, name).toBeLessThan(TOL);
   }, 120_000);
 
   it('draws different noise for different seeds and the same for the same seed', async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     const x = randomTensor([1, 6, 6, 4], 5);
     const m = randomTensor([3, 3, 4, 8], 6);
     const v = randomTensor([3, 3, 4, 8], 7, 0.1, 0.9);
@@ -47,7 +42,7 @@ describe('fused LR layers on WebGPU match the stock ops with the same noise', ()
   }, 60_000);
 
   it('falls back to the stock ops where the kernels do not apply (output channels not in fours)', async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     const x = randomTensor([2, 5, 5, 3], 8);
     const m = randomTensor([3, 3, 3, 6], 9);
     const v = randomTensor([3, 3, 3, 6], 10, 0.1, 0.9);

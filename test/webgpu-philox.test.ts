@@ -3,11 +3,11 @@
  * vectors, the element-to-counter mapping, the normal distribution, and the WGSL copy on the GPU against the
  * TypeScript one (raw words bit for bit, normals to float32 rounding).
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { tf } from '../engine/tf.ts';
 import { philox4x32, philoxNormal, philoxNormalGroup, fillPhiloxNormal } from '../engine/backends/webgpu/philox.ts';
 import { philoxNormalTensor } from '../engine/backends/webgpu/lr-ops.ts';
-import { webgpuAvailable } from './helpers/webgpu.ts';
+import { useWebgpu } from './helpers/webgpu.ts';
 
 describe('Philox4x32-10 on the CPU', () => {
   it('matches the Random123 known-answer vectors', () => {
@@ -48,13 +48,10 @@ describe('Philox4x32-10 on the CPU', () => {
 });
 
 describe('Philox4x32-10 on WebGPU', () => {
-  let available = false;
-  beforeAll(async () => {
-    available = await webgpuAvailable();
-  }, 60_000);
+  const gpu = useWebgpu();
 
   it('reproduces the CPU words exactly and the normals to float32 rounding', async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     for (const [shape, seed] of [[[4, 7, 7, 32], 1], [[3, 512], 0xdeadbeef], [[2, 28, 28, 32], 7]] as const) {
       const size = shape.reduce((a, b) => a * b, 1);
       const { normal, bits } = philoxNormalTensor(shape, seed);

@@ -3,7 +3,7 @@
  * shader validation (Tint), in all its variants: plain, subgroups, widest tiles, and the batch-norm passes. The
  * numeric tests run small batches; this catches code generation that only breaks at other shapes.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import {
   type ConvGeometry,
   denseGeometry,
@@ -19,7 +19,7 @@ import {
   sumPartialsProgram,
 } from '../engine/backends/webgpu/lr-kernels/index.ts';
 import type { FusedProgram } from '../engine/backends/webgpu/runner.ts';
-import { webgpuAvailable, shaderErrors, activeSubgroupSize } from './helpers/webgpu.ts';
+import { useWebgpu, shaderErrors } from './helpers/webgpu.ts';
 
 const batch = 256;
 const conv = (h: number, w: number, ci: number, co: number, k: number, stride: number) => sameConvGeometry([batch, h, w, ci], [k, k, ci, co], stride);
@@ -45,33 +45,28 @@ function programs(g: ConvGeometry, subgroupSize: number | undefined): FusedProgr
 }
 
 describe('generated WGSL validates for the paper\'s layer shapes at batch 256', () => {
-  let available = false;
-  let subgroupSize: number | undefined;
-  beforeAll(async () => {
-    available = await webgpuAvailable();
-    subgroupSize = activeSubgroupSize();
-  }, 60_000);
+  const gpu = useWebgpu();
 
   for (const [model, layers] of Object.entries(LAYERS)) {
     it(model, async (ctx) => {
-      if (!available) return ctx.skip();
+      if (!gpu.available) return ctx.skip();
       const errors: string[] = [];
       for (const g of layers) {
         if (g.co % 4 !== 0) continue;
-        for (const program of programs(g, subgroupSize)) errors.push(...await shaderErrors(program));
+        for (const program of programs(g, gpu.subgroupSize)) errors.push(...await shaderErrors(program));
       }
       expect(errors).toEqual([]);
     }, 60_000);
   }
 
   it('the checker reports invalid WGSL', async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     const broken: FusedProgram = { name: 'Broken', key: 'broken', dispatch: [1, 1, 1], code: () => '@compute @workgroup_size(1) fn main() { let a : f32 = vec4<f32>(0.0) && true; }' };
     expect((await shaderErrors(broken)).length).toBeGreaterThan(0);
   });
 
   it('the noise kernel', async (ctx) => {
-    if (!available) return ctx.skip();
+    if (!gpu.available) return ctx.skip();
     expect(await shaderErrors(philoxNormalProgram(batch * 28 * 28 * 32))).toEqual([]);
   });
 });

@@ -126,7 +126,8 @@ function parseJson<T>(text: string | null): T | null {
   return text === null ? null : (JSON.parse(text) as T);
 }
 
-export function toRunRecord(row: RunRow): RunRecord {
+/** The columns every run row starts with, named as the record and the list row name them. */
+function runHead(row: Pick<RunRow, 'id' | 'name' | 'status' | 'created_at' | 'started_at' | 'finished_at' | 'preset'>) {
   return {
     id: row.id,
     name: row.name,
@@ -135,6 +136,12 @@ export function toRunRecord(row: RunRow): RunRecord {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     preset: row.preset,
+  };
+}
+
+export function toRunRecord(row: RunRow): RunRecord {
+  return {
+    ...runHead(row),
     config: JSON.parse(row.config) as JsonObject,
     seed: row.seed,
     dataset: parseJson<DatasetIdentity>(row.dataset),
@@ -151,13 +158,7 @@ export function toRunRecord(row: RunRow): RunRecord {
 /** `metric` is the key the query named (undefined: the row carries no metric). */
 export function toRunListRow(row: RunListSqlRow, metric: string | undefined): RunListRow {
   return {
-    id: row.id,
-    name: row.name,
-    status: row.status,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    preset: row.preset,
+    ...runHead(row),
     seed: row.seed,
     datasetName: row.dataset_name,
     datasetChecksum: row.dataset_checksum,
@@ -190,6 +191,11 @@ export function toStats(row: SummaryRow, goal: MetricGoal = metricGoal(row.key))
   };
 }
 
+/** The columns of what a run records at a training step (an evaluation, a checkpoint), as their records name them. */
+function stepHead(row: Pick<EvaluationRow, 'id' | 'run_id' | 'step' | 'epoch' | 'phase'>) {
+  return { id: row.id, runId: row.run_id, step: row.step, epoch: row.epoch, phase: row.phase };
+}
+
 export function toEvaluation(row: EvaluationRow): EvaluationRecord {
   const scores = (prefix: string) => {
     const out: Record<string, number | null> = {};
@@ -197,11 +203,7 @@ export function toEvaluation(row: EvaluationRow): EvaluationRecord {
     return out as EvaluationRecord['test'];
   };
   return {
-    id: row.id,
-    runId: row.run_id,
-    step: row.step,
-    epoch: row.epoch,
-    phase: row.phase,
+    ...stepHead(row),
     createdAt: row.created_at,
     test: scores(''),
     validation: scores('val_'),
@@ -211,11 +213,7 @@ export function toEvaluation(row: EvaluationRow): EvaluationRecord {
 
 export function toCheckpoint(row: CheckpointRow): CheckpointRecord {
   return {
-    id: row.id,
-    runId: row.run_id,
-    step: row.step,
-    epoch: row.epoch,
-    phase: row.phase,
+    ...stepHead(row),
     path: row.path,
     bytes: row.bytes,
     createdAt: row.created_at,

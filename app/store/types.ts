@@ -322,21 +322,11 @@ export interface ListRunsQuery {
   readonly offset?: number;
 }
 
-export interface RunListRow {
-  readonly id: string;
-  readonly name: string;
-  readonly status: RunStatus;
-  readonly createdAt: number;
-  readonly startedAt: number | null;
-  readonly finishedAt: number | null;
-  readonly preset: string | null;
-  readonly seed: number;
+/** A run as the runs table lists it: the record's scalar columns, the dataset's name and checksum, tags and a metric. */
+export interface RunListRow
+  extends Pick<RunRecord, 'id' | 'name' | 'status' | 'createdAt' | 'startedAt' | 'finishedAt' | 'preset' | 'seed' | 'backend' | 'adapter' | 'progress' | 'error'> {
   readonly datasetName: string | null;
   readonly datasetChecksum: string | null;
-  readonly backend: string | null;
-  readonly adapter: string | null;
-  readonly progress: number | null;
-  readonly error: string | null;
   readonly tags: string[];
   /** Present when the query named a metric and the run has points for it. */
   readonly metric: { readonly key: string; readonly best: number | null; readonly bestStep: number | null; readonly last: number; readonly lastStep: number } | null;

@@ -47,15 +47,18 @@ interface LinearCommon {
   readonly bias?: Float32Array;
 }
 
-export interface ConvOp extends LinearCommon {
-  readonly op: 'conv';
-  readonly kernel: number;
+/** Where a sliding-window op (convolution, pool) reads and writes: shapes [height, width, channels]. */
+interface WindowGeometry {
   readonly stride: number;
-  /** [height, width, channels] */
   readonly inputShape: readonly [number, number, number];
   readonly outputShape: readonly [number, number, number];
-  /** SAME padding made explicit: [top, left, bottom, right]. */
+  /** SAME padding made explicit: [top, left, bottom, right]; padded positions read 0 (and never win a max). */
   readonly pads: readonly [number, number, number, number];
+}
+
+export interface ConvOp extends LinearCommon, WindowGeometry {
+  readonly op: 'conv';
+  readonly kernel: number;
   /** Weight layout [kernel, kernel, in, out] (HWIO), row-major. */
   readonly shape: readonly [number, number, number, number];
 }
@@ -66,14 +69,9 @@ export interface DenseOp extends LinearCommon {
   readonly shape: readonly [number, number];
 }
 
-export interface MaxPoolOp {
+export interface MaxPoolOp extends WindowGeometry {
   readonly op: 'maxpool';
   readonly size: number;
-  readonly stride: number;
-  readonly inputShape: readonly [number, number, number];
-  readonly outputShape: readonly [number, number, number];
-  /** [top, left, bottom, right]; padded positions never win the max. */
-  readonly pads: readonly [number, number, number, number];
 }
 
 export type GraphOp =

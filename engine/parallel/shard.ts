@@ -10,9 +10,7 @@
  * therefore follows trainStep exactly; test/parallel.test.ts checks it.
  */
 import { deriveSeed } from '../random.ts';
-import type { Phase, TrainingConfig } from '../config.ts';
 import { lossAndGradients, stepSeeds, type StepGradients, type StepSeeds } from '../gradients.ts';
-import type { ModelDefinition, Parameters } from '../models.ts';
 
 /** The logit clip of the binary ImageNet recipe (trainStep's BINARY_IMAGENET_LOGIT_CLIP). */
 const BINARY_IMAGENET_LOGIT_CLIP = 4.6;
@@ -40,19 +38,9 @@ export interface ShardResult extends Omit<StepGradients, 'loss' | 'crossEntropy'
   readonly correct: number;
 }
 
-/** The forward and backward pass of trainStep on one shard, without the optimizer step. */
-export function shardGradients(
-  model: ModelDefinition,
-  params: Parameters,
-  config: TrainingConfig,
-  phase: Phase,
-  input: Float32Array,
-  labels: Int32Array,
-  shape: readonly [number, number, number, number],
-  numClasses: number,
-  seeds: ShardSeeds,
-): ShardResult {
-  const step = lossAndGradients(model, params, config, phase, input, labels, shape, numClasses, seeds);
+/** The forward and backward pass of trainStep on one shard (lossAndGradients), read back as numbers; no optimizer step. */
+export function shardGradients(...args: Parameters<typeof lossAndGradients>): ShardResult {
+  const step = lossAndGradients(...args);
   return {
     loss: step.loss.dataSync()[0]!,
     crossEntropy: step.crossEntropy.dataSync()[0]!,

@@ -2,12 +2,16 @@
  * Verification helpers for the fused kernels (used by test/webgpu-*.test.ts): WebGPU initialization that reports
  * instead of throwing where no adapter exists, deterministic inputs, and error measures read asynchronously.
  */
+import { beforeAll } from 'vitest';
 import { tf } from '../../engine/tf.ts';
 import { initBackend } from '../../engine/backends/index.ts';
 import { requestWebgpuSubgroups, subgroupSizeOf } from '../../engine/backends/webgpu/device.ts';
 import { lrConv2d, lrDense, lrReference, setWideTileThreshold, WIDE_TILE_MACS } from '../../engine/backends/webgpu/lr-ops.ts';
 import { philoxNormal } from '../../engine/backends/webgpu/philox.ts';
 import type { FusedProgram, WebGPUBackendInternals } from '../../engine/backends/webgpu/runner.ts';
+import { maxRelativeError, normRelativeError, randomTensor } from './numeric.ts';
+
+export { maxRelativeError, normRelativeError, randomArray, randomTensor } from './numeric.ts';
 
 /**
  * True when the webgpu backend is up (Dawn found an adapter, e.g. lavapipe); the tests skip otherwise. The device
@@ -24,44 +28,21 @@ export async function webgpuAvailable(): Promise<boolean> {
   }
 }
 
-/** mulberry32 in [lo, hi): the same inputs on every run. */
-export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + (((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo);
-  }
-  return out;
+/** What a suite's WebGPU start found: read it inside the tests (it is filled in before they run). */
+export interface WebgpuSuite {
+  readonly available: boolean;
+  /** See activeSubgroupSize. */
+  readonly subgroupSize: number | undefined;
 }
 
-export function randomTensor(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {
-  return tf.tensor(randomArray(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape);
-}
-
-/** Largest elementwise difference relative to the reference's largest magnitude. */
-export function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  return diff / Math.max(scale, 1e-30);
-}
-
-/** ||a - b|| / ||b||. */
-export function normRelativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff += (actual[i]! - expected[i]!) ** 2;
-    norm += expected[i]! ** 2;
-  }
-  return Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-30);
+/** Starts the webgpu backend before the suite's tests (see webgpuAvailable); tests skip where it is not available. */
+export function useWebgpu(): WebgpuSuite {
+  const suite = { available: false, subgroupSize: undefined as number | undefined };
+  beforeAll(async () => {
+    suite.available = await webgpuAvailable();
+    suite.subgroupSize = activeSubgroupSize();
+  }, 60_000);
+  return suite;
 }
 
 /** Both measures of a tensor pair, read asynchronously (WebGPU tensors cannot be read with dataSync in Node). */

@@ -1,7 +1,7 @@
 /** Conv2DBackpropFilter for wasm (missing there): chunked GEMMs on the backend's XNNPACK path; see index.ts. */
 import { tf } from '../../tf.ts';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { type Info, type KernelArgs, type KernelResult, type Pad, type RoundingMode, type Shape4, view, alloc, free, assertFloat32, copyRun, permuted } from './heap.ts';
+import { type Info, type KernelArgs, type KernelResult, type ConvGradAttrs, type Shape4, convGradInfo, view, alloc, free, assertFloat32, copyRun, permuted } from './heap.ts';
 import { orig } from './originals.ts';
 
 /**
@@ -149,26 +149,10 @@ function conv2DBackpropFilterNHWC(backend: BackendWasm, x: Info, dy: Info, info:
 export function conv2DBackpropFilter(args: KernelArgs): KernelResult {
   const backend = args.backend as BackendWasm;
   const { x, dy } = args.inputs as { x: Info; dy: Info };
-  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs as unknown as {
-    strides: number | [number, number];
-    pad: Pad;
-    dataFormat: 'NHWC' | 'NCHW';
-    dimRoundingMode: RoundingMode;
-    filterShape: Shape4;
-  };
+  const attrs = args.attrs as unknown as ConvGradAttrs & { filterShape: Shape4 };
   assertFloat32('Conv2DBackpropFilter', x, dy);
-  const format = tf.backend_util.convertConv2DDataFormat(dataFormat ?? 'NHWC');
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as Shape4,
-    filterShape,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    format,
-  );
-  if (format === 'channelsLast') return conv2DBackpropFilterNHWC(backend, x, dy, info);
+  const { info, channelsLast } = convGradInfo(attrs, x.shape as Shape4, attrs.filterShape);
+  if (channelsLast) return conv2DBackpropFilterNHWC(backend, x, dy, info);
   const xN = permuted(backend, x, [0, 2, 3, 1]);
   const dyN = permuted(backend, dy, [0, 2, 3, 1]);
   try {

@@ -1,7 +1,7 @@
 /** Conv2DBackpropInput for wasm: a stride-1 Conv2D per output phase (sub-pixel decomposition); see index.ts. */
 import { tf } from '../../tf.ts';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { type Info, type KernelArgs, type KernelResult, type Pad, type RoundingMode, type Shape4, view, alloc, free, assertFloat32, copyRun, transpose2D, permuted } from './heap.ts';
+import { type Info, type KernelArgs, type KernelResult, type ConvGradAttrs, type Pad, type Shape4, convGradInfo, view, alloc, free, assertFloat32, copyRun, transpose2D, permuted } from './heap.ts';
 import { conv2d } from './originals.ts';
 
 /** One output phase of a strided transposed convolution along one spatial axis. */
@@ -143,26 +143,10 @@ function padOrCrop(backend: BackendWasm, x: Info, top: number, bottom: number, l
 export function conv2DBackpropInput(args: KernelArgs): KernelResult {
   const backend = args.backend as BackendWasm;
   const { dy, filter } = args.inputs as { dy: Info; filter: Info };
-  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs as unknown as {
-    strides: number | [number, number];
-    pad: Pad;
-    dataFormat: 'NHWC' | 'NCHW';
-    dimRoundingMode: RoundingMode;
-    inputShape: Shape4;
-  };
+  const attrs = args.attrs as unknown as ConvGradAttrs & { inputShape: Shape4 };
   assertFloat32('Conv2DBackpropInput', dy, filter);
-  const format = tf.backend_util.convertConv2DDataFormat(dataFormat ?? 'NHWC');
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape,
-    filter.shape as Shape4,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    format,
-  );
-  if (format === 'channelsLast') return conv2DBackpropInputNHWC(backend, dy, filter, info);
+  const { info, channelsLast } = convGradInfo(attrs, attrs.inputShape, filter.shape as Shape4);
+  if (channelsLast) return conv2DBackpropInputNHWC(backend, dy, filter, info);
   const dyN = permuted(backend, dy, [0, 2, 3, 1]);
   let dxN: Info | null = null;
   try {

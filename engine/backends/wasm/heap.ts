@@ -84,3 +84,18 @@ export function permuted(backend: BackendWasm, info: Info, perm: Shape4): Info {
   permute4(view(backend, info), shape, perm, view(backend, out));
   return out;
 }
+
+/** The attributes of both convolution gradients (Conv2DBackpropInput, Conv2DBackpropFilter) but the shape of what they compute. */
+export interface ConvGradAttrs {
+  strides: number | [number, number];
+  pad: Pad;
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode: RoundingMode;
+}
+
+/** The geometry of the convolution a gradient belongs to, and whether its tensors are NHWC (else NCHW). */
+export function convGradInfo(attrs: ConvGradAttrs, inputShape: Shape4, filterShape: Shape4): { info: tf.backend_util.Conv2DInfo; channelsLast: boolean } {
+  const format = tf.backend_util.convertConv2DDataFormat(attrs.dataFormat ?? 'NHWC');
+  const info = tf.backend_util.computeConv2DInfo(inputShape, filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, format);
+  return { info, channelsLast: format === 'channelsLast' };
+}

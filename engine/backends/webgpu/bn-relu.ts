@@ -38,6 +38,60 @@ function splitsFor(l: Layout): number {
 
 const f32 = (v: number) => (Number.isInteger(v) ? `${v}.0` : `${v}`);
 
+/** Bindings of vec4<f32> arrays from `first` on: the `writes` read_write, then the `reads` read-only. */
+function vec4Bindings(writes: readonly string[], reads: readonly string[], first = 0): string {
+  const access = [...writes.map(() => 'read_write'), ...reads.map(() => 'read')];
+  return [...writes, ...reads]
+    .map((name, i) => `@group(0) @binding(${first + i}) var<storage, ${access[i]}> ${name} : array<vec4<f32>>;`)
+    .join('\n');
+}
+
+/** The entry point of a pass with one lane per work item along x. */
+const entryPoint = (lanes: number) => `@compute @workgroup_size(${lanes})
+fn main(@builtin(global_invocation_id) gid : vec3<u32>) {`;
+
+/** The entry of a pass over `items` (row block, channel vec4) pairs, channel `c` fastest; padding lanes return. */
+const perItemEntry = (lanes: number, items: number, c4: number) => `${entryPoint(lanes)}
+  let item = i32(gid.x);
+  if (item >= ${items}) { return; }
+  let c = item % ${c4};`;
+
+/** Loads the per-channel scale and shift of the apply passes from `stats` = (mean, 1/sqrt(var+eps), scale, shift). */
+const loadScaleShift = (c4: number) => `let scale = stats[${2 * c4} + c];
+  let shift = stats[${3 * c4} + c];`;
+
+/** Loads all four per-channel statistics (for the gradient passes). */
+const loadStats = (c4: number) => `let m = stats[c];
+  let inv = stats[${c4} + c];
+  ${loadScaleShift(c4)}`;
+
+/** The inputs of the gradient partial sums (the blank line first is in the generated shaders as they stand). */
+const GRAD_PARTIAL_INPUTS = `\n${vec4Bindings([], ['z', 'dy', 'stats'], 2)}`;
+
+/** A pass with one lane per channel vec4 that first adds the [splits, c] partial sums s1, s2 into t1, t2. */
+function splitSumsProgram(name: string, key: string, l: Layout, splits: number, bindings: string, tail: string): FusedProgram {
+  const lanes = lanesFor(l.c4);
+  return {
+    name,
+    key,
+    dispatch: [Math.ceil(l.c4 / lanes), 1, 1],
+    code: () => `
+${bindings}
+
+${entryPoint(lanes)}
+  let c = i32(gid.x);
+  if (c >= ${l.c4}) { return; }
+  var t1 = vec4<f32>(0.0);
+  var t2 = vec4<f32>(0.0);
+  for (var s = 0; s < ${splits}; s++) {
+    t1 += s1[s * ${l.c4} + c];
+    t2 += s2[s * ${l.c4} + c];
+  }
+  ${tail}
+}`,
+  };
+}
+
 /** A pass over rows that sums per channel (vec4) two quantities into [splits, c] partials. */
 function partialSumsProgram(name: string, l: Layout, inputs: string, pre: string, perRow: string): FusedProgram & { splits: number } {
   const splits = splitsFor(l);
@@ -50,12 +104,10 @@ function partialSumsProgram(name: string, l: Layout, inputs: string, pre: string
     splits,
     dispatch: [Math.ceil(items / lanes), 1, 1],
     code: () => `
-@group(0) @binding(0) var<storage, read_write> s1 : array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> s2 : array<vec4<f32>>;
+${vec4Bindings(['s1', 's2'], [])}
 ${inputs}
 
-@compute @workgroup_size(${lanes})
-fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
+${entryPoint(lanes)}
   let item = i32(gid.x);
   let ic = min(item, ${items - 1});
   let c = ic % ${l.c4};
@@ -78,39 +130,15 @@ fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
 
 function statsProgram(l: Layout): FusedProgram & { splits: number } {
   // Sums of (z - k) and (z - k)^2 with k = the first row: exact enough when k is near the mean.
-  return partialSumsProgram('BnStatsPartial', l, `@group(0) @binding(2) var<storage, read> z : array<vec4<f32>>;`, 'let k = z[c];', `
+  return partialSumsProgram('BnStatsPartial', l, vec4Bindings([], ['z'], 2), 'let k = z[c];', `
     let d = z[r * ${l.c4} + c] - k;
     a1 += d;
     a2 = fma(d, d, a2);`);
 }
 
 function statsFinalizeProgram(l: Layout, splits: number, epsilon: number): FusedProgram {
-  const lanes = lanesFor(l.c4);
-  return {
-    name: 'BnStatsFinalize',
-    key: `BnStatsFinalize_${l.m}x${l.c4}_s${splits}_e${epsilon}`,
-    dispatch: [Math.ceil(l.c4 / lanes), 1, 1],
-    code: () => `
-@group(0) @binding(0) var<storage, read_write> mean : array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> variance : array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> stats : array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> s1 : array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> s2 : array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read> z : array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read> gamma : array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> beta : array<vec4<f32>>;
-
-@compute @workgroup_size(${lanes})
-fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
-  let c = i32(gid.x);
-  if (c >= ${l.c4}) { return; }
-  var t1 = vec4<f32>(0.0);
-  var t2 = vec4<f32>(0.0);
-  for (var s = 0; s < ${splits}; s++) {
-    t1 += s1[s * ${l.c4} + c];
-    t2 += s2[s * ${l.c4} + c];
-  }
-  let d = t1 / ${f32(l.m)};
+  const bindings = vec4Bindings(['mean', 'variance', 'stats'], ['s1', 's2', 'z', 'gamma', 'beta']);
+  return splitSumsProgram('BnStatsFinalize', `BnStatsFinalize_${l.m}x${l.c4}_s${splits}_e${epsilon}`, l, splits, bindings, `let d = t1 / ${f32(l.m)};
   let m = z[c] + d;
   let v = max(t2 / ${f32(l.m)} - d * d, vec4<f32>(0.0));
   let inv = inverseSqrt(v + ${f32(epsilon)});
@@ -120,51 +148,41 @@ fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
   stats[c] = m;
   stats[${l.c4} + c] = inv;
   stats[${2 * l.c4} + c] = scale;
-  stats[${3 * l.c4} + c] = beta[c] - m * scale;
-}`,
-  };
+  stats[${3 * l.c4} + c] = beta[c] - m * scale;`);
 }
 
 const APPLY_ROWS = 4;
 
-function applyProgram(l: Layout): FusedProgram {
-  const blocks = Math.ceil(l.m / APPLY_ROWS);
-  const items = blocks * l.c4;
+/** A pass in which each lane runs `perRow` (with `o`, the row's offset) over APPLY_ROWS rows of one channel vec4. */
+function rowBlocksProgram(name: string, l: Layout, bindings: string, pre: string, perRow: string): FusedProgram {
+  const items = Math.ceil(l.m / APPLY_ROWS) * l.c4;
   const lanes = lanesFor(items);
   return {
-    name: 'BnReluApply',
-    key: `BnReluApply_${l.m}x${l.c4}`,
+    name,
+    key: `${name}_${l.m}x${l.c4}`,
     dispatch: [Math.ceil(items / lanes), 1, 1],
     code: () => `
-@group(0) @binding(0) var<storage, read_write> y : array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> z : array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> stats : array<vec4<f32>>;
+${bindings}
 
-@compute @workgroup_size(${lanes})
-fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
-  let item = i32(gid.x);
-  if (item >= ${items}) { return; }
-  let c = item % ${l.c4};
+${perItemEntry(lanes, items, l.c4)}
   let r0 = (item / ${l.c4}) * ${APPLY_ROWS};
-  let scale = stats[${2 * l.c4} + c];
-  let shift = stats[${3 * l.c4} + c];
+  ${pre}
   for (var r = r0; r < min(r0 + ${APPLY_ROWS}, ${l.m}); r++) {
     let o = r * ${l.c4} + c;
-    y[o] = max(fma(z[o], scale, shift), vec4<f32>(0.0));
+    ${perRow}
   }
 }`,
   };
 }
 
+function applyProgram(l: Layout): FusedProgram {
+  return rowBlocksProgram('BnReluApply', l, vec4Bindings(['y'], ['z', 'stats']), loadScaleShift(l.c4),
+    'y[o] = max(fma(z[o], scale, shift), vec4<f32>(0.0));');
+}
+
 function gradPartialProgram(l: Layout): FusedProgram & { splits: number } {
-  return partialSumsProgram('BnReluGradPartial', l, `
-@group(0) @binding(2) var<storage, read> z : array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> dy : array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> stats : array<vec4<f32>>;`, `
-  let m = stats[c];
-  let inv = stats[${l.c4} + c];
-  let scale = stats[${2 * l.c4} + c];
-  let shift = stats[${3 * l.c4} + c];`, `
+  return partialSumsProgram('BnReluGradPartial', l, GRAD_PARTIAL_INPUTS, `
+  ${loadStats(l.c4)}`, `
     let o = r * ${l.c4} + c;
     let zv = z[o];
     let g = select(vec4<f32>(0.0), dy[o], fma(zv, scale, shift) > vec4<f32>(0.0));
@@ -173,69 +191,19 @@ function gradPartialProgram(l: Layout): FusedProgram & { splits: number } {
 }
 
 function gradFinalizeProgram(l: Layout, splits: number): FusedProgram {
-  const lanes = lanesFor(l.c4);
-  return {
-    name: 'BnReluGradFinalize',
-    key: `BnReluGradFinalize_${l.m}x${l.c4}_s${splits}`,
-    dispatch: [Math.ceil(l.c4 / lanes), 1, 1],
-    code: () => `
-@group(0) @binding(0) var<storage, read_write> dgamma : array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> dbeta : array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> s1 : array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> s2 : array<vec4<f32>>;
-
-@compute @workgroup_size(${lanes})
-fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
-  let c = i32(gid.x);
-  if (c >= ${l.c4}) { return; }
-  var t1 = vec4<f32>(0.0);
-  var t2 = vec4<f32>(0.0);
-  for (var s = 0; s < ${splits}; s++) {
-    t1 += s1[s * ${l.c4} + c];
-    t2 += s2[s * ${l.c4} + c];
-  }
-  dbeta[c] = t1;
-  dgamma[c] = t2;
-}`,
-  };
+  const bindings = vec4Bindings(['dgamma', 'dbeta'], ['s1', 's2']);
+  return splitSumsProgram('BnReluGradFinalize', `BnReluGradFinalize_${l.m}x${l.c4}_s${splits}`, l, splits, bindings, `dbeta[c] = t1;
+  dgamma[c] = t2;`);
 }
 
-function gradApplyProgram(l: Layout): FusedProgram {
-  const blocks = Math.ceil(l.m / APPLY_ROWS);
-  const items = blocks * l.c4;
-  const lanes = lanesFor(items);
-  return {
-    name: 'BnReluGradApply',
-    key: `BnReluGradApply_${l.m}x${l.c4}`,
-    dispatch: [Math.ceil(items / lanes), 1, 1],
-    code: () => `
-@group(0) @binding(0) var<storage, read_write> dz : array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> z : array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> dy : array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> stats : array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> dgamma : array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read> dbeta : array<vec4<f32>>;
+const GRAD_APPLY_BINDINGS = vec4Bindings(['dz'], ['z', 'dy', 'stats', 'dgamma', 'dbeta']);
 
-@compute @workgroup_size(${lanes})
-fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
-  let item = i32(gid.x);
-  if (item >= ${items}) { return; }
-  let c = item % ${l.c4};
-  let r0 = (item / ${l.c4}) * ${APPLY_ROWS};
-  let m = stats[c];
-  let inv = stats[${l.c4} + c];
-  let scale = stats[${2 * l.c4} + c];
-  let shift = stats[${3 * l.c4} + c];
+function gradApplyProgram(l: Layout): FusedProgram {
+  return rowBlocksProgram('BnReluGradApply', l, GRAD_APPLY_BINDINGS, `${loadStats(l.c4)}
   let b = dbeta[c] / ${f32(l.m)};
-  let k = dgamma[c] / ${f32(l.m)};
-  for (var r = r0; r < min(r0 + ${APPLY_ROWS}, ${l.m}); r++) {
-    let o = r * ${l.c4} + c;
-    let zv = z[o];
+  let k = dgamma[c] / ${f32(l.m)};`, `let zv = z[o];
     let g = select(vec4<f32>(0.0), dy[o], fma(zv, scale, shift) > vec4<f32>(0.0));
-    dz[o] = scale * (g - b - (zv - m) * inv * k);
-  }
-}`,
-  };
+    dz[o] = scale * (g - b - (zv - m) * inv * k);`);
 }
 
 /** A non-overlapping max pool (window = stride = `size`) over [n, h, w, c] with h and w multiples of `size`. */
@@ -282,18 +250,11 @@ function poolApplyProgram(p: PoolLayout): FusedProgram {
     key: `BnReluPoolApply_${p.n}x${p.h}x${p.w}x${p.c4}_p${p.size}`,
     dispatch: [Math.ceil(items / lanes), 1, 1],
     code: () => `
-@group(0) @binding(0) var<storage, read_write> y : array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> z : array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> stats : array<vec4<f32>>;
+${vec4Bindings(['y'], ['z', 'stats'])}
 
-@compute @workgroup_size(${lanes})
-fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
-  let item = i32(gid.x);
-  if (item >= ${items}) { return; }
-  let c = item % ${p.c4};
+${perItemEntry(lanes, items, p.c4)}
   let r = item / ${p.c4};
-  let scale = stats[${2 * p.c4} + c];
-  let shift = stats[${3 * p.c4} + c];
+  ${loadScaleShift(p.c4)}
   ${windowLoads(p, false)}
   y[item] = max(${Array.from({ length: k2 }, (_, k) => `pre${k}`).reduce((a, b) => `max(${a}, ${b})`)}, vec4<f32>(0.0));
 }`,
@@ -305,14 +266,8 @@ function poolGradPartialProgram(p: PoolLayout): FusedProgram & { splits: number 
   const k2 = p.size * p.size;
   const l: Layout = { m: windows, c4: p.c4 };
   const sums = Array.from({ length: k2 }, (_, k) => `a1 += g${k}; a2 = fma(g${k}, (z${k} - m) * inv, a2);`).join('\n    ');
-  const program = partialSumsProgram('BnReluPoolGradPartial', l, `
-@group(0) @binding(2) var<storage, read> z : array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> dy : array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> stats : array<vec4<f32>>;`, `
-  let m = stats[c];
-  let inv = stats[${p.c4} + c];
-  let scale = stats[${2 * p.c4} + c];
-  let shift = stats[${3 * p.c4} + c];`, `
+  const program = partialSumsProgram('BnReluPoolGradPartial', l, GRAD_PARTIAL_INPUTS, `
+  ${loadStats(p.c4)}`, `
     ${windowLoads(p, true)}
     ${sums}`);
   return { ...program, key: `${program.key}_${p.n}x${p.h}x${p.w}_p${p.size}` };
@@ -333,23 +288,11 @@ function poolGradApplyProgram(p: PoolLayout): FusedProgram {
     key: `BnReluPoolGradApply_${p.n}x${p.h}x${p.w}x${p.c4}_p${p.size}`,
     dispatch: [Math.ceil(items / lanes), 1, 1],
     code: () => `
-@group(0) @binding(0) var<storage, read_write> dz : array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> z : array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> dy : array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> stats : array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> dgamma : array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read> dbeta : array<vec4<f32>>;
+${GRAD_APPLY_BINDINGS}
 
-@compute @workgroup_size(${lanes})
-fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
-  let item = i32(gid.x);
-  if (item >= ${items}) { return; }
-  let c = item % ${p.c4};
+${perItemEntry(lanes, items, p.c4)}
   let r = item / ${p.c4};
-  let m = stats[c];
-  let inv = stats[${p.c4} + c];
-  let scale = stats[${2 * p.c4} + c];
-  let shift = stats[${3 * p.c4} + c];
+  ${loadStats(p.c4)}
   let b = dbeta[c] / ${f32(m)};
   let kk = dgamma[c] / ${f32(m)};
   ${windowLoads(p, true)}
@@ -361,6 +304,24 @@ fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
 let registered = false;
+
+/** Runs a partial-sums pass into two [splits, c] tensors (for the caller to free). */
+function runPartialSums(b: WebGPUBackendInternals, partial: FusedProgram & { splits: number }, inputs: tf.TensorInfo[], c: number): tf.TensorInfo[] {
+  return runFusedProgram(b, partial, inputs, [{ shape: [partial.splits, c] }, { shape: [partial.splits, c] }]);
+}
+
+/** The backward passes: partial sums, then dgamma and dbeta, then dz (`apply`); returns [dz, dgamma, dbeta]. */
+function runGradPasses(b: WebGPUBackendInternals, inputs: Record<string, tf.TensorInfo>, l: Layout,
+  partial: FusedProgram & { splits: number }, apply: FusedProgram): tf.TensorInfo[] {
+  const { z, dy, stats } = inputs;
+  const c = l.c4 * 4;
+  const [s1, s2] = runPartialSums(b, partial, [z!, dy!, stats!], c);
+  const [dgamma, dbeta] = runFusedProgram(b, gradFinalizeProgram(l, partial.splits), [s1!, s2!], [{ shape: [c] }, { shape: [c] }]);
+  const [dz] = runFusedProgram(b, apply, [z!, dy!, stats!, dgamma!, dbeta!], [{ shape: z!.shape }]);
+  b.disposeData(s1!.dataId);
+  b.disposeData(s2!.dataId);
+  return [dz!, dgamma!, dbeta!];
+}
 
 /** Registers the fused batch norm + ReLU kernels with the webgpu backend (once). */
 export function registerBatchNormReluKernels(): void {
@@ -376,7 +337,7 @@ export function registerBatchNormReluKernels(): void {
     const l = layoutOf(z!.shape);
     const c = l.c4 * 4;
     const partial = statsProgram(l);
-    const [s1, s2] = runFusedProgram(b, partial, [z!], [{ shape: [partial.splits, c] }, { shape: [partial.splits, c] }]);
+    const [s1, s2] = runPartialSums(b, partial, [z!], c);
     const out = runFusedProgram(b, statsFinalizeProgram(l, partial.splits, (attrs as { epsilon: number }).epsilon),
       [s1!, s2!, z!, gamma!, beta!], [{ shape: [c] }, { shape: [c] }, { shape: [4, c] }]);
     b.disposeData(s1!.dataId);
@@ -391,17 +352,8 @@ export function registerBatchNormReluKernels(): void {
 
   // z, dy, stats -> dz, dgamma [c], dbeta [c].
   kernel(BN_GRAD_KERNEL, ({ inputs, backend }) => {
-    const { z, dy, stats } = inputs as Record<string, tf.TensorInfo>;
-    const b = backend as WebGPUBackendInternals;
-    const l = layoutOf(z!.shape);
-    const c = l.c4 * 4;
-    const partial = gradPartialProgram(l);
-    const [s1, s2] = runFusedProgram(b, partial, [z!, dy!, stats!], [{ shape: [partial.splits, c] }, { shape: [partial.splits, c] }]);
-    const [dgamma, dbeta] = runFusedProgram(b, gradFinalizeProgram(l, partial.splits), [s1!, s2!], [{ shape: [c] }, { shape: [c] }]);
-    const [dz] = runFusedProgram(b, gradApplyProgram(l), [z!, dy!, stats!, dgamma!, dbeta!], [{ shape: z!.shape }]);
-    b.disposeData(s1!.dataId);
-    b.disposeData(s2!.dataId);
-    return [dz!, dgamma!, dbeta!];
+    const l = layoutOf(inputs.z!.shape);
+    return runGradPasses(backend as WebGPUBackendInternals, inputs as Record<string, tf.TensorInfo>, l, gradPartialProgram(l), gradApplyProgram(l));
   });
 
   const poolLayout = (z: tf.TensorInfo, attrs?: tf.NamedAttrMap): PoolLayout => {
@@ -419,17 +371,9 @@ export function registerBatchNormReluKernels(): void {
 
   // z, dy (pooled), stats -> dz, dgamma, dbeta.
   kernel(BN_POOL_GRAD_KERNEL, ({ inputs, backend, attrs }) => {
-    const { z, dy, stats } = inputs as Record<string, tf.TensorInfo>;
-    const b = backend as WebGPUBackendInternals;
-    const p = poolLayout(z!, attrs);
-    const c = p.c4 * 4;
-    const partial = poolGradPartialProgram(p);
-    const [s1, s2] = runFusedProgram(b, partial, [z!, dy!, stats!], [{ shape: [partial.splits, c] }, { shape: [partial.splits, c] }]);
-    const [dgamma, dbeta] = runFusedProgram(b, gradFinalizeProgram({ m: p.m, c4: p.c4 }, partial.splits), [s1!, s2!], [{ shape: [c] }, { shape: [c] }]);
-    const [dz] = runFusedProgram(b, poolGradApplyProgram(p), [z!, dy!, stats!, dgamma!, dbeta!], [{ shape: z!.shape }]);
-    b.disposeData(s1!.dataId);
-    b.disposeData(s2!.dataId);
-    return [dz!, dgamma!, dbeta!];
+    const p = poolLayout(inputs.z!, attrs);
+    return runGradPasses(backend as WebGPUBackendInternals, inputs as Record<string, tf.TensorInfo>, { m: p.m, c4: p.c4 },
+      poolGradPartialProgram(p), poolGradApplyProgram(p));
   });
 }
 
@@ -446,10 +390,12 @@ export function batchNormReluReference(h: Tensor, gamma: Tensor, beta: Tensor, e
   return { y: tf.relu(tf.batchNorm(h, mean, variance, beta, gamma, epsilon)), mean, variance };
 }
 
-/** relu(batchNorm(h)) with h's batch statistics over every axis but the last; differentiable in h, gamma, beta. */
-export function batchNormRelu(h: Tensor, gamma: Tensor, beta: Tensor, epsilon: number): BatchNormReluResult {
-  const channels = h.shape[h.rank - 1]!;
-  if (tf.getBackend() !== 'webgpu' || channels % 4 !== 0) return batchNormReluReference(h, gamma, beta, epsilon);
+/**
+ * The fused path: batch statistics, then `applyKernel` as a differentiable op in h, gamma and beta whose gradient
+ * is `gradKernel` (both take `attrs`).
+ */
+function fusedBatchNormRelu(h: Tensor, gamma: Tensor, beta: Tensor, epsilon: number, applyKernel: string, gradKernel: string,
+  attrs?: tf.NamedAttrMap): BatchNormReluResult {
   registerBatchNormReluKernels();
   // The statistics are computed outside customGrad: they reach the loss only through `stats`, a closed-over
   // tensor the tape does not follow, and the gradient function below accounts for them analytically.
@@ -458,17 +404,24 @@ export function batchNormRelu(h: Tensor, gamma: Tensor, beta: Tensor, epsilon: n
   const op = tf.customGrad(((...args: (Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const [z] = args as [Tensor, Tensor, Tensor];
-    const y = tf.engine().runKernel(BN_APPLY_KERNEL, { z, stats: stats! }) as Tensor;
+    const y = tf.engine().runKernel(applyKernel, { z, stats: stats! }, attrs) as Tensor;
     save([z, stats!]);
     return {
       value: y,
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const [sz, sstats] = saved as [Tensor, Tensor];
-        return tf.engine().runKernel(BN_GRAD_KERNEL, { z: sz, dy, stats: sstats }) as Tensor[];
+        return tf.engine().runKernel(gradKernel, { z: sz, dy, stats: sstats }, attrs) as Tensor[];
       },
     };
   }) as Parameters<typeof tf.customGrad>[0]);
   return { y: op(h, gamma, beta), mean: mean!, variance: variance! };
+}
+
+/** relu(batchNorm(h)) with h's batch statistics over every axis but the last; differentiable in h, gamma, beta. */
+export function batchNormRelu(h: Tensor, gamma: Tensor, beta: Tensor, epsilon: number): BatchNormReluResult {
+  const channels = h.shape[h.rank - 1]!;
+  if (tf.getBackend() !== 'webgpu' || channels % 4 !== 0) return batchNormReluReference(h, gamma, beta, epsilon);
+  return fusedBatchNormRelu(h, gamma, beta, epsilon, BN_APPLY_KERNEL, BN_GRAD_KERNEL);
 }
 
 /** Whether batchNormReluPool fuses the pool: rank 4, channels in fours, a window that tiles the input exactly. */
@@ -494,22 +447,5 @@ export function batchNormReluPool(h: Tensor, gamma: Tensor, beta: Tensor, epsilo
     const r = batchNormRelu(h, gamma, beta, epsilon);
     return { ...r, y: tf.maxPool(r.y as tf.Tensor4D, size, stride, 'same') };
   }
-  registerBatchNormReluKernels();
-  const [mean, variance, stats] = tf.engine().runKernel(BN_STATS_KERNEL, { z: h, gamma, beta },
-    { epsilon } as unknown as tf.NamedAttrMap) as Tensor[];
-  const attrs = { size } as unknown as tf.NamedAttrMap;
-  const op = tf.customGrad(((...args: (Tensor | tf.GradSaveFunc)[]) => {
-    const save = args.pop() as tf.GradSaveFunc;
-    const [z] = args as [Tensor, Tensor, Tensor];
-    const y = tf.engine().runKernel(BN_POOL_APPLY_KERNEL, { z, stats: stats! }, attrs) as Tensor;
-    save([z, stats!]);
-    return {
-      value: y,
-      gradFunc: (dy: Tensor, saved: Tensor[]) => {
-        const [sz, sstats] = saved as [Tensor, Tensor];
-        return tf.engine().runKernel(BN_POOL_GRAD_KERNEL, { z: sz, dy, stats: sstats }, attrs) as Tensor[];
-      },
-    };
-  }) as Parameters<typeof tf.customGrad>[0]);
-  return { y: op(h, gamma, beta), mean: mean!, variance: variance! };
+  return fusedBatchNormRelu(h, gamma, beta, epsilon, BN_POOL_APPLY_KERNEL, BN_POOL_GRAD_KERNEL, { size } as unknown as tf.NamedAttrMap);
 }

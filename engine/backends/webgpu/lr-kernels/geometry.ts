@@ -20,6 +20,16 @@ export interface ConvGeometry {
   readonly padLeft: number;
 }
 
+/** How the forward and input-gradient kernels tile their work; each option defaults to what suits the layer. */
+export interface TileOptions {
+  /** Pixels per invocation, adjacent along the width (output pixels forward, input pixels for the input gradient). */
+  readonly pixels?: number;
+  /** vec4s of channels per invocation (output channels forward, input channels for the input gradient). */
+  readonly channelVecs?: number;
+  /** Invocations per workgroup. */
+  readonly lanes?: number;
+}
+
 /** Geometry of tf.conv2d(x, filter, stride, 'same'). */
 export function sameConvGeometry(input: readonly number[], filter: readonly number[], stride: number): ConvGeometry {
   const [n, h, w, ci] = input as [number, number, number, number];

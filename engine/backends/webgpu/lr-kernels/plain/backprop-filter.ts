@@ -1,5 +1,6 @@
 /** The weight-moment gradients of the fused LR layer without subgroup operations; see ../index.ts. */
 import { type ConvGeometry, channelBlock, geometryKey, lanesFor } from '../geometry.ts';
+import { accumulators, entryPoint } from '../wgsl.ts';
 import type { FusedProgram } from '../../runner.ts';
 
 export interface BackpropFilterOptions {
@@ -18,25 +19,77 @@ export function filterSplits(g: ConvGeometry, workgroups: number, target = 32): 
 }
 
 /**
+ * The data layout of a filter-gradient kernel (plain or subgroup): each lane owns R input channels of one filter
+ * tap (a row of the [k*k*ci, co] gradient) and V output vec4s; the images are split `splits` ways.
+ */
+export function filterGradientLayout(g: ConvGeometry, V: number, lanesOption: number | undefined, minLanes: number, splitsOption: number | undefined) {
+  const vecC = g.ci % 4 === 0;
+  const R = vecC ? 4 : 1;
+  const ciSteps = g.ci / R;
+  const rows = g.k * g.k * ciSteps;
+  const lanes = Math.max(lanesOption ?? lanesFor(rows), minLanes);
+  const co4 = g.co / 4;
+  const splits = splitsOption ?? filterSplits(g, Math.ceil(rows / lanes) * (co4 / V));
+  return { vecC, R, ciSteps, rows, lanes, co4, splits, perSplit: Math.ceil(g.n / splits), xType: vecC ? 'vec4<f32>' : 'f32' };
+}
+
+/** The filter-gradient kernels' bindings: dmu, dvar (partial sums), x, dz, dzg. */
+export function filterGradientBindings(xType: string): string {
+  return `@group(0) @binding(0) var<storage, read_write> dmu : array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> dvr : array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> x : array<${xType}>;
+@group(0) @binding(3) var<storage, read> dz : array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> dzg : array<vec4<f32>>;`;
+}
+
+/** Decodes `item` into the lane's filter tap (kx, ky), input channel step ci, output block cb and split. */
+export function filterTapIndex(g: ConvGeometry, rows: number, ciSteps: number, V: number): string {
+  return `  let rc = min(item, ${rows - 1});
+  let ci = rc % ${ciSteps};
+  let tap = rc / ${ciSteps};
+  let kx = tap % ${g.k};
+  let ky = tap / ${g.k};
+  let cb = i32(wid.y) * ${V};
+  let split = i32(wid.z);`;
+}
+
+/** Runs `inner` (WGSL indented by 6) for every output row oy of the split's images, with its input row xRow. */
+export function forEachImageRow(g: ConvGeometry, perSplit: number, inner: string): string {
+  return `  let n0 = split * ${perSplit};
+  let n1 = min(n0 + ${perSplit}, ${g.n});
+  for (var n = n0; n < n1; n++) {
+    for (var oy = 0; oy < ${g.oh}; oy++) {
+      let iy = oy * ${g.stride} + ky - ${g.padTop};
+      let vy = iy >= 0 && iy < ${g.h};
+      let xRow = (n * ${g.h} + iy) * ${g.w};
+      ${inner}
+    }
+  }`;
+}
+
+/** Writes the lane's R x V accumulators to its split's partial sums (padding lanes write nothing). */
+export function filterGradientEpilogue(g: ConvGeometry, rows: number, R: number, V: number): string {
+  const co4 = g.co / 4;
+  const epilogue: string[] = [];
+  for (let r = 0; r < R; r++) {
+    epilogue.push(`{ let o = (split * ${g.k * g.k * g.ci} + tap * ${g.ci} + ci * ${R} + ${r}) * ${co4} + cb;`);
+    for (let c = 0; c < V; c++) epilogue.push(`  dmu[o + ${c}] = am${r}_${c}; dvr[o + ${c}] = av${r}_${c};`);
+    epilogue.push('}');
+  }
+  return `  if (item < ${rows}) {
+    ${epilogue.join('\n    ')}
+  }`;
+}
+
+/**
  * dmu = corr(x, dz), dvar = corr(x^2, dzg). Bindings: dmu, dvar ([splits, k*k*ci, co] partial sums), x, dz, dzg.
  * Each invocation owns 4 consecutive input channels of one filter tap (one when ci % 4 != 0) x 4*`channelVecs`
  * output channels and walks the images of its split. Needs co % 4 == 0.
  */
 export function lrBackpropFilterProgram(g: ConvGeometry, options: BackpropFilterOptions = {}): FusedProgram & { splits: number } {
-  const vecC = g.ci % 4 === 0;
-  const R = vecC ? 4 : 1;
-  const ciSteps = g.ci / R;
   const V = channelBlock(g.co / 4, options.channelVecs ?? 2, 1);
-  const rows = g.k * g.k * ciSteps;
-  const lanes = options.lanes ?? lanesFor(rows);
-  const co4 = g.co / 4;
-  const baseGroups = Math.ceil(rows / lanes) * (co4 / V);
-  const splits = options.splits ?? filterSplits(g, baseGroups);
-  const perSplit = Math.ceil(g.n / splits);
-  const xType = vecC ? 'vec4<f32>' : 'f32';
+  const { vecC, R, ciSteps, rows, lanes, co4, splits, perSplit, xType } = filterGradientLayout(g, V, options.lanes, 1, options.splits);
   const code = () => {
-    const acc: string[] = [];
-    for (let r = 0; r < R; r++) for (let c = 0; c < V; c++) acc.push(`var am${r}_${c} = vec4<f32>(0.0); var av${r}_${c} = vec4<f32>(0.0);`);
     const body: string[] = [];
     for (let c = 0; c < V; c++) {
       body.push(`{ let d = dz[db + ${c}]; let e = dzg[db + ${c}];`);
@@ -47,38 +100,13 @@ export function lrBackpropFilterProgram(g: ConvGeometry, options: BackpropFilter
       }
       body.push('}');
     }
-    const epilogue: string[] = [];
-    for (let r = 0; r < R; r++) {
-      epilogue.push(`{ let o = (split * ${g.k * g.k * g.ci} + tap * ${g.ci} + ci * ${R} + ${r}) * ${co4} + cb;`);
-      for (let c = 0; c < V; c++) epilogue.push(`  dmu[o + ${c}] = am${r}_${c}; dvr[o + ${c}] = av${r}_${c};`);
-      epilogue.push('}');
-    }
     return `
-@group(0) @binding(0) var<storage, read_write> dmu : array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> dvr : array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> x : array<${xType}>;
-@group(0) @binding(3) var<storage, read> dz : array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> dzg : array<vec4<f32>>;
+${filterGradientBindings(xType)}
 
-@compute @workgroup_size(${lanes})
-fn main(@builtin(local_invocation_id) lid : vec3<u32>, @builtin(workgroup_id) wid : vec3<u32>) {
-  let item = i32(wid.x) * ${lanes} + i32(lid.x);
-  let rc = min(item, ${rows - 1});
-  let ci = rc % ${ciSteps};
-  let tap = rc / ${ciSteps};
-  let kx = tap % ${g.k};
-  let ky = tap / ${g.k};
-  let cb = i32(wid.y) * ${V};
-  let split = i32(wid.z);
-  ${acc.join('\n  ')}
-  let n0 = split * ${perSplit};
-  let n1 = min(n0 + ${perSplit}, ${g.n});
-  for (var n = n0; n < n1; n++) {
-    for (var oy = 0; oy < ${g.oh}; oy++) {
-      let iy = oy * ${g.stride} + ky - ${g.padTop};
-      let vy = iy >= 0 && iy < ${g.h};
-      let xRow = (n * ${g.h} + iy) * ${g.w};
-      var db = ((n * ${g.oh} + oy) * ${g.ow}) * ${co4} + cb;
+${entryPoint(lanes, false)}
+${filterTapIndex(g, rows, ciSteps, V)}
+  ${accumulators(R, V, 'vec4<f32>(0.0)').join('\n  ')}
+${forEachImageRow(g, perSplit, `var db = ((n * ${g.oh} + oy) * ${g.ow}) * ${co4} + cb;
       for (var ox = 0; ox < ${g.ow}; ox++) {
         let ix = ox * ${g.stride} + kx - ${g.padLeft};
         let ok = vy && ix >= 0 && ix < ${g.w};
@@ -86,12 +114,8 @@ fn main(@builtin(local_invocation_id) lid : vec3<u32>, @builtin(workgroup_id) wi
         let xq = xv * xv;
         ${body.join('\n        ')}
         db += ${co4};
-      }
-    }
-  }
-  if (item < ${rows}) {
-    ${epilogue.join('\n    ')}
-  }
+      }`)}
+${filterGradientEpilogue(g, rows, R, V)}
 }`;
   };
   return {

@@ -1,16 +1,59 @@
 /** The fused LR forward pass without subgroup operations (for devices without them); see ../index.ts. */
-import { type ConvGeometry, LR_VARIANCE_EPSILON, channelBlock, f32, geometryKey, lanesFor, pixelsPerLane, range } from '../geometry.ts';
+import { type ConvGeometry, type TileOptions, LR_VARIANCE_EPSILON, channelBlock, f32, geometryKey, lanesFor, pixelsPerLane, range } from '../geometry.ts';
+import { accumulators, entryPoint, type RowTiling, rowTileIndex } from '../wgsl.ts';
 import { PHILOX_WGSL } from '../../philox.ts';
 import type { FusedProgram } from '../../runner.ts';
 
-export interface ForwardOptions {
+/** Output pixels and vec4s of output channels per invocation, and whether to write g. */
+export interface ForwardOptions extends TileOptions {
   /** Also write g = 0.5 * eps / s (needed by the backward pass). */
   readonly writeFactor: boolean;
-  /** Output pixels per invocation, adjacent along the width. */
-  readonly pixels?: number;
-  /** vec4s of output channels per invocation. */
-  readonly channelVecs?: number;
-  readonly lanes?: number;
+}
+
+/** The data layout of a forward kernel (plain or subgroup) whose lanes take P output pixels each. */
+export function forwardLayout(g: ConvGeometry, P: number) {
+  const owq = Math.ceil(g.ow / P);
+  const items = g.n * g.oh * owq;
+  const vecX = g.ci % 4 === 0;
+  const rowTiling: RowTiling = { items, tilesPerRow: owq, height: g.oh, width: g.ow, pixels: P, tile: 'oq', row: 'oy' };
+  return {
+    co4: g.co / 4,
+    items,
+    vecX,
+    xType: vecX ? 'vec4<f32>' : 'f32',
+    ciSteps: vecX ? g.ci / 4 : g.ci,
+    comps: vecX ? 4 : 1,
+    rowTiling,
+  };
+}
+
+/** The forward kernels' bindings after the Philox functions: z (, g), x, mean, variance, uniform { seed }. */
+export function forwardBindings(xType: string, write: boolean): string {
+  const outBindings = write ? 2 : 1;
+  return `${PHILOX_WGSL}
+struct Uniforms { seed : u32 };
+@group(0) @binding(0) var<storage, read_write> z : array<vec4<f32>>;
+${write ? '@group(0) @binding(1) var<storage, read_write> gf : array<vec4<f32>>;' : ''}
+@group(0) @binding(${outBindings}) var<storage, read> x : array<${xType}>;
+@group(0) @binding(${outBindings + 1}) var<storage, read> mu : array<vec4<f32>>;
+@group(0) @binding(${outBindings + 2}) var<storage, read> vr : array<vec4<f32>>;
+@group(0) @binding(${outBindings + 3}) var<uniform> u : Uniforms;`;
+}
+
+/** z = m + s * eps (and g = 0.5 * eps / s) for the live pixels of the lane's tile of P pixels x V vec4s. */
+export function forwardEpilogue(g: ConvGeometry, P: number, V: number, write: boolean): string[] {
+  const co4 = g.co / 4;
+  const epilogue: string[] = [];
+  for (let p = 0; p < P; p++) {
+    epilogue.push(`if (live && oq * ${P} + ${p} < ${g.ow}) {`);
+    epilogue.push(`  let base = (pixelBase + ${p}) * ${co4} + cb;`);
+    for (let c = 0; c < V; c++) {
+      epilogue.push(`  { let o = base + ${c}; let s = sqrt(av${p}_${c} + ${f32(LR_VARIANCE_EPSILON)}); let eps = philoxNormal4(u.seed, u32(o));`);
+      epilogue.push(`    z[o] = am${p}_${c} + s * eps;${write ? ' gf[o] = 0.5 * eps / s;' : ''} }`);
+    }
+    epilogue.push('}');
+  }
+  return epilogue;
 }
 
 /**
@@ -22,20 +65,10 @@ export interface ForwardOptions {
 export function lrForwardProgram(g: ConvGeometry, options: ForwardOptions): FusedProgram {
   const P = options.pixels ?? pixelsPerLane(g.ow, g.n * g.oh);
   const V = channelBlock(g.co / 4, options.channelVecs ?? 1, 1);
-  const co4 = g.co / 4;
-  const owq = Math.ceil(g.ow / P);
-  const items = g.n * g.oh * owq;
+  const { co4, items, vecX, xType, ciSteps, comps, rowTiling } = forwardLayout(g, P);
   const lanes = options.lanes ?? lanesFor(items);
-  const vecX = g.ci % 4 === 0;
-  const xType = vecX ? 'vec4<f32>' : 'f32';
-  const ciSteps = vecX ? g.ci / 4 : g.ci;
-  const comps = vecX ? 4 : 1;
   const write = options.writeFactor;
-  const outBindings = write ? 2 : 1;
   const code = () => {
-    const L: string[] = [];
-    for (let p = 0; p < P; p++) for (let c = 0; c < V; c++) L.push(`var am${p}_${c} = vec4<f32>(0.0); var av${p}_${c} = vec4<f32>(0.0);`);
-    const acc = L.join('\n  ');
     const pix = range(P).map((p) => `
       let ix${p} = (oq * ${P} + ${p}) * ${g.stride} + kx - ${g.padLeft};
       let ok${p} = vy && ix${p} >= 0 && ix${p} < ${g.w};
@@ -57,38 +90,13 @@ export function lrForwardProgram(g: ConvGeometry, options: ForwardOptions): Fuse
         body.push(`av${p}_${c} += ${range(comps).map((k) => `${xq(k)} * wv${k}_${c}`).join(' + ')};`);
       }
     }
-    const epilogue: string[] = [];
-    for (let p = 0; p < P; p++) {
-      epilogue.push(`if (live && oq * ${P} + ${p} < ${g.ow}) {`);
-      epilogue.push(`  let base = (pixelBase + ${p}) * ${co4} + cb;`);
-      for (let c = 0; c < V; c++) {
-        epilogue.push(`  { let o = base + ${c}; let s = sqrt(av${p}_${c} + ${f32(LR_VARIANCE_EPSILON)}); let eps = philoxNormal4(u.seed, u32(o));`);
-        epilogue.push(`    z[o] = am${p}_${c} + s * eps;${write ? ' gf[o] = 0.5 * eps / s;' : ''} }`);
-      }
-      epilogue.push('}');
-    }
     return `
-${PHILOX_WGSL}
-struct Uniforms { seed : u32 };
-@group(0) @binding(0) var<storage, read_write> z : array<vec4<f32>>;
-${write ? '@group(0) @binding(1) var<storage, read_write> gf : array<vec4<f32>>;' : ''}
-@group(0) @binding(${outBindings}) var<storage, read> x : array<${xType}>;
-@group(0) @binding(${outBindings + 1}) var<storage, read> mu : array<vec4<f32>>;
-@group(0) @binding(${outBindings + 2}) var<storage, read> vr : array<vec4<f32>>;
-@group(0) @binding(${outBindings + 3}) var<uniform> u : Uniforms;
+${forwardBindings(xType, write)}
 
-@compute @workgroup_size(${lanes})
-fn main(@builtin(local_invocation_id) lid : vec3<u32>, @builtin(workgroup_id) wid : vec3<u32>) {
-  let item = i32(wid.x) * ${lanes} + i32(lid.x);
-  let live = item < ${items};
-  let ic = min(item, ${items - 1});
-  let oq = ic % ${owq};
-  let t = ic / ${owq};
-  let oy = t % ${g.oh};
-  let n = t / ${g.oh};
-  let pixelBase = t * ${g.ow} + oq * ${P};
+${entryPoint(lanes, false)}
+${rowTileIndex(rowTiling)}
   let cb = i32(wid.y) * ${V};
-  ${acc}
+  ${accumulators(P, V, 'vec4<f32>(0.0)').join('\n  ')}
   for (var ky = 0; ky < ${g.k}; ky++) {
     let iy = oy * ${g.stride} + ky - ${g.padTop};
     let vy = iy >= 0 && iy < ${g.h};
@@ -101,7 +109,7 @@ fn main(@builtin(local_invocation_id) lid : vec3<u32>, @builtin(workgroup_id) wi
       }
     }
   }
-  ${epilogue.join('\n  ')}
+  ${forwardEpilogue(g, P, V, write).join('\n  ')}
 }`;
   };
   return {

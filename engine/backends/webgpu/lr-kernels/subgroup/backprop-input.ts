@@ -1,7 +1,8 @@
 /** The input gradient of the fused LR layer with subgroup operations (see cooperative.ts). */
-import { type ConvGeometry, channelBlock, geometryKey, lanesFor, pixelsPerLaneWide, range } from '../geometry.ts';
+import { type ConvGeometry, channelBlock, geometryKey, lanesFor, pixelsPerLaneWide } from '../geometry.ts';
+import { accumulators, entryPoint, rowTileIndex } from '../wgsl.ts';
 import type { FusedProgram } from '../../runner.ts';
-import type { BackpropInputOptions } from '../plain/backprop-input.ts';
+import { type BackpropInputOptions, inputGradientBindings, inputGradientEpilogue, inputGradientLayout, outputRowAt } from '../plain/backprop-input.ts';
 import { cooperative } from './cooperative.ts';
 
 export interface SubgroupBackpropInputOptions extends BackpropInputOptions {
@@ -17,15 +18,11 @@ export function lrBackpropInputProgramSubgroup(g: ConvGeometry, options: Subgrou
   const vecC = g.ci % 4 === 0;
   const C = vecC ? 4 * channelBlock(g.ci / 4, options.channelVecs ?? 2, 1) : 1;
   const P = options.pixels ?? pixelsPerLaneWide(g.w, g.n * g.h);
-  const wq = Math.ceil(g.w / P);
-  const items = g.n * g.h * wq;
+  const { co4, items, xType, rowTiling } = inputGradientLayout(g, P);
   const lanes = Math.max(options.lanes ?? lanesFor(items), sg);
-  const co4 = g.co / 4;
   // Window position j holds the output column of tx = ix0 + padLeft - (k - 1) + j; pixel p, tap kx uses j = p - kx + k - 1.
   const windowSize = P + g.k - 1;
   const code = () => {
-    const acc: string[] = [];
-    for (let p = 0; p < P; p++) for (let c = 0; c < C; c++) acc.push(`var am${p}_${c} = 0.0; var av${p}_${c} = 0.0;`);
     const coop = cooperative('w', C, sg, (t) => `wb + ${t} * ${co4}`, ['mu', 'vr']);
     const windowLines: string[] = [];
     for (let j = 0; j < windowSize; j++) {
@@ -45,55 +42,23 @@ export function lrBackpropInputProgramSubgroup(g: ConvGeometry, options: Subgrou
       }
       taps.push('}');
     }
-    const epilogue: string[] = [];
-    for (let p = 0; p < P; p++) {
-      epilogue.push(`if (live && iq * ${P} + ${p} < ${g.w}) {`);
-      if (vecC) {
-        for (let j = 0; j < C / 4; j++) {
-          const m = `vec4<f32>(${range(4).map((k) => `am${p}_${4 * j + k}`).join(', ')})`;
-          const v = `vec4<f32>(${range(4).map((k) => `av${p}_${4 * j + k}`).join(', ')})`;
-          epilogue.push(`  { let o = (pixelBase + ${p}) * ${g.ci / 4} + cb / 4 + ${j}; dx[o] = ${m} + 2.0 * x[o] * ${v}; }`);
-        }
-      } else {
-        epilogue.push(`  { let o = (pixelBase + ${p}) * ${g.ci} + cb; dx[o] = am${p}_0 + 2.0 * x[o] * av${p}_0; }`);
-      }
-      epilogue.push('}');
-    }
-    const xType = vecC ? 'vec4<f32>' : 'f32';
     return `enable subgroups;
-@group(0) @binding(0) var<storage, read_write> dx : array<${xType}>;
-@group(0) @binding(1) var<storage, read> dz : array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> dzg : array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> x : array<${xType}>;
-@group(0) @binding(4) var<storage, read> mu : array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read> vr : array<vec4<f32>>;
+${inputGradientBindings(xType)}
 
-@compute @workgroup_size(${lanes})
-fn main(@builtin(local_invocation_id) lid : vec3<u32>, @builtin(workgroup_id) wid : vec3<u32>,
-        @builtin(subgroup_invocation_id) sid : u32) {
-  let item = i32(wid.x) * ${lanes} + i32(lid.x);
-  let live = item < ${items};
-  let ic = min(item, ${items - 1});
-  let iq = ic % ${wq};
-  let t = ic / ${wq};
-  let iy = t % ${g.h};
-  let n = t / ${g.h};
-  let pixelBase = t * ${g.w} + iq * ${P};
+${entryPoint(lanes, true)}
+${rowTileIndex(rowTiling)}
   let tx0 = iq * ${P} + ${g.padLeft - (g.k - 1)};
   let cb = i32(wid.y) * ${C};
   ${coop.setup.join('\n  ')}
-  ${acc.join('\n  ')}
+  ${accumulators(P, C, '0.0').join('\n  ')}
   for (var ky = 0; ky < ${g.k}; ky++) {
-    let ty = iy + ${g.padTop} - ky;
-    let oy = ty / ${g.stride};
-    let vy = ty >= 0 && oy * ${g.stride} == ty && oy < ${g.oh};
-    let outRow = (n * ${g.oh} + oy) * ${g.ow};
+${outputRowAt(g)}
     for (var c = 0; c < ${co4}; c++) {
       ${windowLines.join('\n      ')}
       ${taps.join('\n      ')}
     }
   }
-  ${epilogue.join('\n  ')}
+  ${inputGradientEpilogue(g, P, C).join('\n  ')}
 }`;
   };
   return {
