@@ -259,6 +259,7 @@ function cases(): Case[] {
     usage('--tag with a comma', ['train', '--tag', 'a,b', ...db], /--tag: expected a tag without spaces or commas/),
     usage('tag with a comma', ['tag', f.completed, 'a,b', ...db], /TAG: expected a tag without spaces or commas/),
     usage('--checkpoint-dir under a file', ['train', '--checkpoint-dir', path.join(f.blocker, 'sub'), ...db], /--checkpoint-dir: .* cannot be a folder: .*blocker is a file/),
+    usage('--resume of a folder', ['train', '--resume', tmp, ...db], /--resume: .* is a folder; give the checkpoint file in it/),
     usage('--checkpoint-dir is a file', ['train', '--checkpoint-dir', f.blocker, ...db], /--checkpoint-dir: .* cannot be a folder/),
     usage('--resume of a missing file', ['train', '--resume', path.join(tmp, 'nowhere.ckpt'), ...db], /--resume: there is no checkpoint file/),
     usage('several bad flags at once', ['train', '--seed', 'x', '--batch', 'y', ...db], /invalid options/),

@@ -291,6 +291,7 @@ export async function trainCommand(args: readonly string[]): Promise<number> {
   const { config } = invocation;
   if (invocation.resume !== undefined) {
     if (!existsSync(invocation.resume)) throw new UsageError([`--resume: there is no checkpoint file ${invocation.resume}`]);
+    if (!statSync(invocation.resume).isFile()) throw new UsageError([`--resume: ${invocation.resume} is a folder; give the checkpoint file in it (a .ckpt file)`]);
     // Refused before a run is recorded; the engine checks the same again when it loads the checkpoint.
     const mismatch = resumeMismatch(readCheckpointState<CheckpointState>(invocation.resume).config, config);
     if (mismatch) throw new UsageError([`--resume: ${invocation.resume}: ${mismatch}`]);
