@@ -704,13 +704,12 @@ const metricKey = s.string({ min: 1, max: 100, pattern: /^[A-Za-z0-9_./-]+$/, wh
 const runStatus = s.oneOf(RUN_STATUSES);
 /** A tag, as every entry point takes it (the API here, the CLI through the same schema). */
 export const TAG_SCHEMA = s.string({ min: 1, max: 64, pattern: /^[^\s,]+$/, what: 'a tag without spaces or commas' });
-const tag = TAG_SCHEMA;
 /** A run's name: printed in tables and terminals, so no control characters (escape sequences, line breaks). */
 export const RUN_NAME_SCHEMA = s.string({ min: 1, max: 200, pattern: /^[^\p{Cc}]+$/u, what: 'a name of at most 200 characters without control characters' });
 const startRun = s.object({
   config: s.json(),
   name: s.optional(RUN_NAME_SCHEMA),
-  tags: s.optional(s.array(tag, { max: 20 })),
+  tags: s.optional(s.array(TAG_SCHEMA, { max: 20 })),
 });
 
 /**
@@ -729,7 +728,7 @@ export const REQUESTS = {
   'runs.list': s.object({
     status: s.optional(s.array(runStatus, { max: RUN_STATUSES.length })),
     preset: s.optional(s.string({ max: 100 })),
-    tag: s.optional(s.array(tag, { max: 20 })),
+    tag: s.optional(s.array(TAG_SCHEMA, { max: 20 })),
     dataset: s.optional(s.string({ max: 100 })),
     search: s.optional(s.string({ max: 500 })),
     metric: s.optional(metricKey),
@@ -760,7 +759,7 @@ export const REQUESTS = {
   'runs.clone': s.object({ id: runId, changes: s.optional(s.json()), name: s.optional(RUN_NAME_SCHEMA) }),
   /** `force`: delete a 'claimed' run too (see runs.resume). */
   'runs.delete': s.object({ id: runId, force: s.optional(s.boolean()) }),
-  'runs.tag': s.object({ id: runId, tag, remove: s.optional(s.boolean()) }),
+  'runs.tag': s.object({ id: runId, tag: TAG_SCHEMA, remove: s.optional(s.boolean()) }),
   'runs.note': s.object({ id: runId, text: s.string({ min: 1, max: 10_000 }) }),
   /** Exports a run; `destination` is a folder (default: the run's folder under the data folder). */
   'export.run': s.object({

@@ -27,7 +27,7 @@ import { startTrainingThread } from '../runs/thread.ts';
 import { takeOverRun } from '../runs/claims.ts';
 import type { WorkerResult } from '../runs/protocol.ts';
 import { APP_VERSION, checkpointFolder } from '../runs/manager.ts';
-import { defaultDataFolder, type Store } from '../store/index.ts';
+import { defaultDataFolder, fileBlockingFolder, type Store } from '../store/index.ts';
 import { resolveDatasetPath } from '../data/registry.ts';
 import { StoredConfigError, storedConfig } from '../runs/stored-config.ts';
 
@@ -209,7 +209,7 @@ export function parseTrainArgs(args: readonly string[]): TrainInvocation {
   const checkpointDir = v['checkpoint-dir'] !== undefined ? path.resolve(v['checkpoint-dir']) : undefined;
   if (checkpointDir !== undefined) {
     // Found now rather than at the first checkpoint, an epoch later.
-    const blocker = pathBlocker(checkpointDir);
+    const blocker = fileBlockingFolder(checkpointDir);
     if (blocker !== undefined) problems.push(`--checkpoint-dir: ${checkpointDir} cannot be a folder: ${blocker} is a file; choose another folder`);
   }
   if (problems.length > 0) throw new UsageError(problems);
@@ -328,18 +328,6 @@ it started with (a run without checkpoints starts over). RUN is a run id or a un
 ${DB_USAGE}
   --json               end the output with one line of JSON
 `;
-
-/** The file that stands where `folder` or one of the folders above it would be; undefined when there is none. */
-function pathBlocker(folder: string): string | undefined {
-  for (let p = folder; ; p = path.dirname(p)) {
-    try {
-      return statSync(p).isDirectory() ? undefined : p;
-    } catch {
-      // Not there yet: mkdir will make it; look further up.
-    }
-    if (path.dirname(p) === p) return undefined;
-  }
-}
 
 /** Runs `lrnet resume RUN`. */
 export async function resumeCommand(args: readonly string[]): Promise<number> {

@@ -3,7 +3,7 @@
  * Open it with openStore(); everything else is types and helpers.
  */
 export { openStore, type OpenStoreOptions } from './open.ts';
-export { defaultDataFolder, defaultDatabasePath, DATABASE_FILE_NAME } from './paths.ts';
+export { defaultDataFolder, defaultDatabasePath, fileBlockingFolder, DATABASE_FILE_NAME } from './paths.ts';
 export { StoreError, sqliteFailure, type StoreErrorCode } from './errors.ts';
 export { SCHEMA_VERSION } from './schema.ts';
 export { metricGoal, transitionError } from './lifecycle.ts';

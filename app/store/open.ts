@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { accessSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { sqliteFailure, StoreError } from './errors.ts';
+import { fileBlockingFolder } from './paths.ts';
 import {
   APPLICATION_ID,
   assertLrnetDatabase,
@@ -50,7 +51,7 @@ function damaged(file: string, detail: string): StoreError {
 function fileSystemFailure(error: unknown, file: string): unknown {
   const code = (error as NodeJS.ErrnoException | null)?.code;
   if (code === 'ENOTDIR' || code === 'EEXIST') {
-    const blocker = firstExistingAncestor(path.dirname(file));
+    const blocker = fileBlockingFolder(path.dirname(file)) ?? path.dirname(file);
     return new StoreError(
       'unavailable',
       `cannot use ${file}: ${blocker} is a file, not a folder; use another --db (or point LRNET_HOME at a folder)`,
@@ -65,13 +66,6 @@ function fileSystemFailure(error: unknown, file: string): unknown {
     );
   }
   return error;
-}
-
-/** The nearest of `folder` and its parents that exists (the one that blocks creating the rest when it is a file). */
-function firstExistingAncestor(folder: string): string {
-  let current = folder;
-  while (!existsSync(current) && path.dirname(current) !== current) current = path.dirname(current);
-  return current;
 }
 
 /** Size of a file, 0 when it does not exist. */

@@ -2,6 +2,7 @@
  * Where lrnet keeps its data when no --db is given. The store itself opens whatever path it is handed; these helpers
  * only pick the platform's conventional per-user data folder.
  */
+import { statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -42,4 +43,19 @@ export function defaultDatabasePath(
 ): string {
   const p = platform === 'win32' ? path.win32 : path.posix;
   return p.join(defaultDataFolder(env, platform, home), DATABASE_FILE_NAME);
+}
+
+/**
+ * The file that stands where `folder` or one of the folders above it would have to be (so the folder can never be
+ * made); undefined when there is none.
+ */
+export function fileBlockingFolder(folder: string): string | undefined {
+  for (let p = path.resolve(folder); ; p = path.dirname(p)) {
+    try {
+      return statSync(p).isDirectory() ? undefined : p;
+    } catch {
+      // Not there yet: mkdir would make it; look further up.
+    }
+    if (path.dirname(p) === p) return undefined;
+  }
 }
